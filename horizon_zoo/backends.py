@@ -1,0 +1,387 @@
+"""Stan backends: CmdStanPy when CmdStan is installed, PyStan otherwise.
+
+Both backends return the same :class:`Draws` (arrays shaped ``(chain, draw, *dims)`` and the
+sampler's diagnostics under ArviZ names), so everything after sampling is backend-agnostic.
+Compiled programs are cached: PyStan/httpstan keys its cache by program text, and CmdStan
+executables are kept under :func:`cache_dir` keyed by the program's hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from horizon_zoo.errors import BackendError
+from horizon_zoo.registry import ZooModel
+
+BACKENDS = ("cmdstanpy", "pystan")
+BackendName = Literal["auto", "cmdstanpy", "pystan"]
+
+# Stan's sampler diagnostics under ArviZ's names, as arviz_base's converters call them.
+STAT_NAMES = {
+    "lp__": "lp",
+    "accept_stat__": "acceptance_rate",
+    "stepsize__": "step_size",
+    "treedepth__": "tree_depth",
+    "n_leapfrog__": "n_steps",
+    "divergent__": "diverging",
+    "energy__": "energy",
+}
+_INT_STATS = {"tree_depth", "n_steps"}
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """NUTS settings shared by both backends."""
+
+    chains: int = 4
+    warmup: int = 1000
+    draws: int = 1000
+    seed: int = 20250319
+    adapt_delta: float = 0.8
+    max_treedepth: int = 10
+
+    def __post_init__(self) -> None:
+        if self.chains < 1 or self.draws < 1 or self.warmup < 0:
+            raise ValueError("chains and draws must be >= 1 and warmup >= 0")
+        if not 0 < self.adapt_delta < 1:
+            raise ValueError("adapt_delta must be in (0, 1)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Draws:
+    """Posterior draws of every program variable, backend-independent.
+
+    ``variables[name]`` has shape ``(chain, draw, *stan_dims)``; ``stats[name]`` has shape
+    ``(chain, draw)`` and uses ArviZ names (``diverging``, ``tree_depth``, ``energy``, ...).
+    """
+
+    variables: dict[str, np.ndarray]
+    stats: dict[str, np.ndarray]
+    backend: str
+    backend_version: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def cache_dir() -> Path:
+    """Where horizon-zoo keeps compiled CmdStan executables (``$HORIZON_ZOO_CACHE`` overrides)."""
+    env = os.environ.get("HORIZON_ZOO_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "horizon-zoo"
+
+
+def cmdstan_available() -> bool:
+    """True when CmdStanPy can find a CmdStan installation."""
+    try:
+        import cmdstanpy
+
+        with contextlib.redirect_stderr(io.StringIO()):
+            cmdstanpy.cmdstan_path()
+        return True
+    except Exception:  # cmdstanpy raises ValueError, or RuntimeError on a broken install
+        return False
+
+
+def pystan_available() -> bool:
+    try:
+        import stan  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+def available_backends() -> list[str]:
+    """Backends usable on this machine, in order of preference."""
+    return [b for b, ok in (("cmdstanpy", cmdstan_available()), ("pystan", pystan_available())) if ok]
+
+
+def resolve_backend(name: str = "auto") -> str:
+    """Turn ``auto`` into the preferred available backend; check a forced one is usable."""
+    if name not in ("auto", *BACKENDS):
+        raise BackendError(f"unknown backend '{name}'; choose auto, cmdstanpy or pystan.")
+    available = available_backends()
+    if name == "auto":
+        if not available:
+            raise BackendError("no Stan backend: install pystan (pip install pystan) or CmdStan.")
+        return available[0]
+    if name not in available:
+        hint = (
+            "CmdStan is not installed (cmdstanpy.install_cmdstan() needs internet access); "
+            "use --backend pystan"
+            if name == "cmdstanpy"
+            else "pip install pystan (needs Python >= 3.10 on Linux or macOS)"
+        )
+        raise BackendError(f"backend '{name}' is not available: {hint}.")
+    return name
+
+
+def variable_names(model: ZooModel) -> list[str]:
+    """Program variables that are saved with each draw, in declaration order."""
+    info = model.info
+    return [*info.get("parameters", {}), *info.get("transformed parameters", {}),
+            *info.get("generated quantities", {})]
+
+
+def sample(
+    model: ZooModel,
+    data: dict[str, Any],
+    settings: SamplerSettings,
+    *,
+    backend: str = "auto",
+    inits: list[dict[str, Any]] | None = None,
+    fixed_param: bool = False,
+    output_dir: Path | None = None,
+    progress: bool = True,
+) -> Draws:
+    """Compile (cached) and sample ``model`` on ``data``.
+
+    Parameters
+    ----------
+    model
+        A validated zoo model.
+    data
+        The contract's Stan data (see :func:`horizon_zoo.contract.stan_data`).
+    settings
+        Chains, warmup, draws, seed, adapt_delta, max_treedepth.
+    backend
+        ``auto`` (CmdStanPy if CmdStan is installed, else PyStan), ``cmdstanpy`` or ``pystan``.
+    inits
+        Optional initial values, one dict per chain.
+    fixed_param
+        Run Stan's fixed-parameter sampler from ``inits`` (for simulating from given values).
+    output_dir
+        CmdStan CSV directory (ignored by PyStan).
+    progress
+        Show the backend's progress display on stderr.
+    """
+    name = resolve_backend(backend)
+    if inits is not None and len(inits) != settings.chains:
+        raise ValueError(f"need one init per chain ({settings.chains}), got {len(inits)}")
+    if name == "cmdstanpy":
+        return _sample_cmdstanpy(model, data, settings, inits, fixed_param, output_dir, progress)
+    return _sample_pystan(model, data, settings, inits, fixed_param, progress)
+
+
+# --- PyStan ---------------------------------------------------------------------------------
+
+
+def _pystan_is_compiled(code: str) -> bool:
+    import httpstan.cache
+    import httpstan.models
+
+    name = httpstan.models.calculate_model_name(code)
+    return name.split("/")[-1] in {n.split("/")[-1] for n in httpstan.cache.list_model_names()}
+
+
+def _sample_pystan(
+    model: ZooModel,
+    data: dict[str, Any],
+    settings: SamplerSettings,
+    inits: list[dict[str, Any]] | None,
+    fixed_param: bool,
+    progress: bool,
+) -> Draws:
+    import httpstan.cache
+    import stan
+
+    cached = _pystan_is_compiled(model.code)
+    if not cached:
+        _say(f"compiling {model.name} with PyStan (first time only, about a minute)", progress)
+    start = time.perf_counter()
+    quiet = contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO())
+    try:
+        # The C++ compiler writes pages of warnings straight to file descriptor 2.
+        with _captured_fd2() as compiler_log, contextlib.redirect_stderr(io.StringIO()):
+            posterior = stan.build(model.code, data=_jsonable(data), random_seed=settings.seed)
+    except Exception as exc:  # PyStan raises ValueError/RuntimeError with the compiler output
+        tail = "\n".join(compiler_log.read_text(errors="replace").splitlines()[-20:])
+        raise BackendError(f"PyStan could not build {model.name}: {exc}\n{tail}".rstrip()) from None
+    compiled = time.perf_counter()
+    kwargs: dict[str, Any] = {"num_chains": settings.chains, "num_samples": settings.draws}
+    if inits is not None:
+        kwargs["init"] = [_jsonable(i) for i in inits]
+    try:
+        with quiet:
+            if fixed_param:
+                fit = posterior.fixed_param(**kwargs)
+            else:
+                fit = posterior.sample(
+                    num_warmup=settings.warmup,
+                    delta=settings.adapt_delta,
+                    max_depth=settings.max_treedepth,
+                    **kwargs,
+                )
+    except Exception as exc:
+        raise BackendError(f"PyStan sampling of {model.name} failed: {exc}") from None
+    finally:
+        # A seeded PyStan fit is cached by httpstan forever; our own run directory keeps the draws.
+        fits = httpstan.cache.model_directory(posterior.model_name) / "fits"
+        shutil.rmtree(fits, ignore_errors=True)
+    if fit is None:  # PyStan swallows Ctrl-C and returns None
+        raise KeyboardInterrupt
+    sampled = time.perf_counter()
+    chains, n_draws = settings.chains, settings.draws
+
+    def reshape(flat: np.ndarray) -> np.ndarray:
+        # PyStan stacks draws as index d * chains + c in the last axis.
+        stacked = flat.reshape(*flat.shape[:-1], n_draws, chains)
+        return np.moveaxis(np.moveaxis(stacked, -1, 0), -1, 1)
+
+    variables = {name: reshape(np.asarray(fit[name])) for name in variable_names(model)}
+    stats = {}
+    for stan_name, az_name in STAT_NAMES.items():
+        if stan_name in fit.sample_and_sampler_param_names:
+            stats[az_name] = reshape(np.asarray(fit[stan_name]))
+    return Draws(
+        variables=_cast_ints(model, variables),
+        stats=_cast_stats(stats),
+        backend="pystan",
+        backend_version=_version("pystan"),
+        timings={"compile_s": compiled - start, "sample_s": sampled - compiled, "compile_cached": float(cached)},
+    )
+
+
+# --- CmdStanPy ------------------------------------------------------------------------------
+
+
+def _sample_cmdstanpy(
+    model: ZooModel,
+    data: dict[str, Any],
+    settings: SamplerSettings,
+    inits: list[dict[str, Any]] | None,
+    fixed_param: bool,
+    output_dir: Path | None,
+    progress: bool,
+) -> Draws:
+    import cmdstanpy
+
+    build_dir = cache_dir() / "cmdstan" / f"{model.name}-{model.sha256[:16]}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stan_file = build_dir / f"{model.name}.stan"
+    if not stan_file.exists():
+        stan_file.write_text(model.code, encoding="utf-8")
+    exe = build_dir / model.name
+    cached = exe.exists()
+    if not cached:
+        _say(f"compiling {model.name} with CmdStan (first time only)", progress)
+    start = time.perf_counter()
+    try:
+        compiled_model = cmdstanpy.CmdStanModel(stan_file=str(stan_file))
+    except Exception as exc:
+        raise BackendError(f"CmdStan could not compile {model.name}: {exc}") from None
+    compiled = time.perf_counter()
+    try:
+        fit = compiled_model.sample(
+            data=_jsonable(data),
+            chains=settings.chains,
+            parallel_chains=min(settings.chains, os.cpu_count() or 1),
+            iter_warmup=settings.warmup,
+            iter_sampling=settings.draws,
+            seed=settings.seed,
+            adapt_delta=None if fixed_param else settings.adapt_delta,
+            max_treedepth=None if fixed_param else settings.max_treedepth,
+            inits=[_jsonable(i) for i in inits] if inits is not None else None,
+            fixed_param=fixed_param,
+            output_dir=str(output_dir) if output_dir else None,
+            show_progress=progress,
+        )
+    except Exception as exc:
+        raise BackendError(f"CmdStan sampling of {model.name} failed: {exc}") from None
+    sampled = time.perf_counter()
+    chains, n_draws = settings.chains, settings.draws
+    variables = {}
+    for name in variable_names(model):
+        flat = np.asarray(fit.stan_variable(name))  # (chains * draws, *dims), chain-major
+        variables[name] = flat.reshape(chains, n_draws, *flat.shape[1:])
+    stats = {}
+    for stan_name, values in fit.method_variables().items():  # (draws, chains)
+        if stan_name in STAT_NAMES:
+            stats[STAT_NAMES[stan_name]] = np.asarray(values).T
+    return Draws(
+        variables=_cast_ints(model, variables),
+        stats=_cast_stats(stats),
+        backend="cmdstanpy",
+        backend_version=_version("cmdstanpy") + f" (CmdStan {cmdstanpy.cmdstan_version()})",
+        timings={"compile_s": compiled - start, "sample_s": sampled - compiled, "compile_cached": float(cached)},
+    )
+
+
+# --- shared helpers -------------------------------------------------------------------------
+
+
+def _cast_ints(model: ZooModel, variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    info = model.info
+    blocks = ("parameters", "transformed parameters", "generated quantities")
+    int_names = {n for b in blocks for n, v in info.get(b, {}).items() if v.get("type") == "int"}
+    return {n: (np.rint(v).astype(np.int64) if n in int_names else v) for n, v in variables.items()}
+
+
+def _cast_stats(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, values in stats.items():
+        if name == "diverging":
+            out[name] = values.astype(bool)
+        elif name in _INT_STATS:
+            out[name] = np.rint(values).astype(np.int64)
+        else:
+            out[name] = values.astype(float)
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def _captured_fd2() -> Iterator[Path]:
+    """Send file descriptor 2 (C++ compiler output) to a temporary file while the block runs."""
+    with tempfile.NamedTemporaryFile(prefix="horizon-zoo-build-", suffix=".log", delete=False) as log:
+        path = Path(log.name)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with path.open("wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield path
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+        with contextlib.suppress(OSError):
+            if os.environ.get("HORIZON_ZOO_KEEP_BUILD_LOG") is None:
+                path.unlink()
+
+
+def _say(message: str, enabled: bool) -> None:
+    if enabled:
+        print(f"horizon-zoo: {message}", file=sys.stderr, flush=True)

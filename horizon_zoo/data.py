@@ -1,0 +1,415 @@
+"""Load, validate, filter and aggregate METR-format run data.
+
+A run file has one row per agent run on a task (JSONL or CSV) with the columns in
+:data:`REQUIRED_COLUMNS` and optionally those in :data:`OPTIONAL_COLUMNS`.  Every problem is
+reported as a :class:`~horizon_zoo.errors.DataError` naming the file, the rows (1-based line
+numbers as an editor shows them) and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from horizon_zoo.errors import DataError
+
+REQUIRED_COLUMNS = ("task_id", "task_family", "alias", "human_minutes", "score_binarized")
+OPTIONAL_COLUMNS = (
+    "run_id", "task_source", "human_source", "model", "equal_task_weight", "invsqrt_task_weight",
+)
+WEIGHT_COLUMNS = {"equal": "equal_task_weight", "invsqrt": "invsqrt_task_weight"}
+DEFAULT_EXCLUDED_AGENTS = ("human",)
+# Human times for one task measured by different baseliners rarely agree exactly; within this
+# ratio they are merged by geometric mean (with a warning), beyond it the file is rejected.
+DEFAULT_MAX_MINUTES_RATIO = 2.0
+_MAX_LISTED = 5
+
+Weights = Literal["equal", "invsqrt"]
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Validated runs and their binomial cells, the input to every model.
+
+    Attributes
+    ----------
+    runs
+        One row per run with columns ``run_id, agent, task_id, task_family, task_source,
+        human_source, human_minutes, success`` (plus ``weight``).
+    cells
+        One row per (agent, task) with ``agent, task_id, n_runs, n_success, weight``, sorted by
+        agent then task in the order of ``agents`` and ``tasks``.
+    tasks
+        One row per task: ``task_id, task_family, task_source, human_source, human_minutes``.
+    agents, families
+        Names in index order (Stan index i+1 is element i).
+    source
+        Where the runs came from (a path, or a description of simulated data).
+    warnings
+        Problems that were resolved rather than rejected (e.g. merged human times).
+    """
+
+    runs: pd.DataFrame
+    cells: pd.DataFrame
+    tasks: pd.DataFrame
+    agents: tuple[str, ...]
+    families: tuple[str, ...]
+    source: str
+    warnings: tuple[str, ...] = ()
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the cells and task lengths: equal fingerprints give equal Stan data."""
+        h = hashlib.sha256()
+        h.update(self.cells.to_csv(index=False).encode())
+        h.update(self.tasks[["task_id", "task_family", "human_minutes"]].to_csv(index=False).encode())
+        return h.hexdigest()
+
+    def summary(self) -> dict[str, object]:
+        """Counts that a reader checks first."""
+        minutes = self.tasks["human_minutes"]
+        return {
+            "source": self.source,
+            "runs": int(len(self.runs)),
+            "cells": int(len(self.cells)),
+            "agents": len(self.agents),
+            "tasks": int(len(self.tasks)),
+            "families": len(self.families),
+            "success_rate": float(self.runs["success"].mean()),
+            "min_minutes": float(minutes.min()),
+            "median_minutes": float(minutes.median()),
+            "max_minutes": float(minutes.max()),
+        }
+
+
+def read_runs(path: str | Path) -> pd.DataFrame:
+    """Read a JSONL or CSV run file without validating it.
+
+    Adds a ``_line`` column with the 1-based line number of each row in the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such run file.")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; pass a .jsonl or .csv run file.")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return _read_jsonl(path)
+    if suffix == ".csv":
+        return _read_csv(path)
+    raise DataError(f"{path}: unknown run-file type '{suffix}'; expected .jsonl or .csv.")
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    records: list[dict] = []
+    lines: list[int] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(
+                    f"{path}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}). "
+                    "Each line must be one JSON object (a truncated file?)."
+                ) from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}.")
+            records.append(record)
+            lines.append(number)
+    if not records:
+        raise DataError(f"{path}: the file has no runs (it is empty).")
+    frame = pd.DataFrame.from_records(records)
+    frame["_line"] = lines
+    return frame
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file has no runs (it is empty).") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot parse as CSV ({exc}).") from None
+    if frame.empty:
+        raise DataError(f"{path}: the file has a header but no runs.")
+    frame["_line"] = np.arange(2, len(frame) + 2)
+    return frame
+
+
+def load_runs(
+    path: str | Path | pd.DataFrame,
+    *,
+    include_agents: Sequence[str] | None = None,
+    exclude_agents: Sequence[str] = DEFAULT_EXCLUDED_AGENTS,
+    task_sources: Sequence[str] | None = None,
+    families: Sequence[str] | None = None,
+    weights: Weights | None = None,
+    max_minutes_ratio: float = DEFAULT_MAX_MINUTES_RATIO,
+    source: str | None = None,
+) -> RunData:
+    """Load, validate and filter runs, and aggregate them into binomial cells.
+
+    Parameters
+    ----------
+    path
+        A ``.jsonl``/``.csv`` run file, or a DataFrame in the same format.
+    include_agents
+        Keep only these agents (``alias`` values). Unknown names are an error.
+    exclude_agents
+        Drop these agents (case-insensitive); human baselines by default.
+    task_sources, families
+        Keep only runs on tasks from these sources / families.
+    weights
+        ``"equal"`` or ``"invsqrt"`` to weight the likelihood with METR's task weights;
+        ``None`` (default) for an unweighted likelihood.
+    max_minutes_ratio
+        Largest max/min ratio of ``human_minutes`` tolerated within one task; such tasks get
+        the geometric mean and a warning. ``1`` makes any disagreement an error.
+    source
+        Label for where the runs came from (defaults to the path).
+
+    Raises
+    ------
+    DataError
+        With a message naming the file, rows and expectation, for any invalid input.
+    """
+    if isinstance(path, pd.DataFrame):
+        raw = path.copy()
+        if "_line" not in raw:
+            raw["_line"] = np.arange(1, len(raw) + 1)
+        label = source or "<DataFrame>"
+        if raw.empty:
+            raise DataError(f"{label}: no runs (the table is empty).")
+    else:
+        raw = read_runs(path)
+        label = source or str(path)
+    runs = _validate(raw, label, weights)
+    runs, warnings = _reconcile_minutes(runs, label, max_minutes_ratio)
+    runs = _filter(runs, label, include_agents, exclude_agents, task_sources, families)
+    return _aggregate(runs, label, tuple(warnings))
+
+
+def _rows(frame: pd.DataFrame, mask: pd.Series | np.ndarray) -> str:
+    lines = frame.loc[mask, "_line"].tolist()
+    shown = ", ".join(str(x) for x in lines[:_MAX_LISTED])
+    more = f" and {len(lines) - _MAX_LISTED} more" if len(lines) > _MAX_LISTED else ""
+    return f"line{'s' if len(lines) > 1 else ''} {shown}{more}"
+
+
+def _examples(values: Iterable[object]) -> str:
+    values = list(values)
+    shown = ", ".join(repr(v) for v in values[:_MAX_LISTED])
+    return shown + (f" (+{len(values) - _MAX_LISTED} more)" if len(values) > _MAX_LISTED else "")
+
+
+def _validate(raw: pd.DataFrame, label: str, weights: Weights | None) -> pd.DataFrame:
+    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    if missing:
+        present = [c for c in raw.columns if c != "_line"]
+        raise DataError(
+            f"{label}: missing required column(s) {', '.join(missing)}. A METR run file needs "
+            f"{', '.join(REQUIRED_COLUMNS)}; this file has {', '.join(present) or 'no columns'}."
+        )
+    out = pd.DataFrame({"_line": raw["_line"].to_numpy()})
+    for column in ("task_id", "task_family", "alias"):
+        values = raw[column]
+        ok = values.map(lambda v: isinstance(v, str) and v.strip() != "")
+        if not ok.all():
+            raise DataError(
+                f"{label}: column '{column}' must be a non-empty string; bad value(s) "
+                f"{_examples(values[~ok].unique())} at {_rows(raw, ~ok)}."
+            )
+        out[column] = values.map(str.strip).to_numpy()
+    out = out.rename(columns={"alias": "agent"})
+
+    minutes = pd.to_numeric(raw["human_minutes"], errors="coerce")
+    bad = minutes.isna() | ~np.isfinite(minutes) | (minutes <= 0)
+    if bad.any():
+        raise DataError(
+            f"{label}: column 'human_minutes' must be a finite number > 0; got "
+            f"{_examples(raw.loc[bad, 'human_minutes'])} at {_rows(raw, bad)}."
+        )
+    out["human_minutes"] = minutes.to_numpy(dtype=float)
+
+    score = raw["score_binarized"].map(_as_binary)
+    bad = score.isna()
+    if bad.any():
+        raise DataError(
+            f"{label}: column 'score_binarized' must be 0 or 1; got "
+            f"{_examples(raw.loc[bad, 'score_binarized'])} at {_rows(raw, bad)}."
+        )
+    out["success"] = score.to_numpy(dtype=int)
+
+    if "run_id" in raw.columns:
+        run_id = raw["run_id"].map(lambda v: None if _is_missing(v) else str(v))
+        dup = run_id.notna() & run_id.duplicated(keep=False)
+        if dup.any():
+            raise DataError(
+                f"{label}: run_id must be unique; {_examples(run_id[dup].unique())} repeat at "
+                f"{_rows(raw, dup)}."
+            )
+        out["run_id"] = run_id.fillna(pd.Series(raw["_line"].map(lambda n: f"line-{n}"))).to_numpy()
+    else:
+        out["run_id"] = raw["_line"].map(lambda n: f"line-{n}").to_numpy()
+
+    for column, default in (("task_source", "unknown"), ("human_source", "unknown")):
+        if column in raw.columns:
+            out[column] = raw[column].map(lambda v, d=default: d if _is_missing(v) else str(v)).to_numpy()
+        else:
+            out[column] = default
+
+    if weights is not None:
+        if weights not in WEIGHT_COLUMNS:
+            raise DataError(f"weights must be one of {', '.join(WEIGHT_COLUMNS)}, not {weights!r}.")
+        column = WEIGHT_COLUMNS[weights]
+        if column not in raw.columns:
+            raise DataError(f"{label}: --weights {weights} needs the column '{column}', which is absent.")
+        w = pd.to_numeric(raw[column], errors="coerce")
+        bad = w.isna() | ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            raise DataError(
+                f"{label}: column '{column}' must be a finite number >= 0; got "
+                f"{_examples(raw.loc[bad, column])} at {_rows(raw, bad)}."
+            )
+        out["weight"] = w.to_numpy(dtype=float)
+    else:
+        out["weight"] = 1.0
+
+    families = out.groupby("task_id")["task_family"].nunique()
+    clash = families[families > 1].index
+    if len(clash):
+        mask = out["task_id"].isin(clash)
+        raise DataError(
+            f"{label}: each task must belong to one task_family; {_examples(clash)} appear with "
+            f"several families at {_rows(out, mask)}."
+        )
+    return out
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _as_binary(value: object) -> float:
+    """0/1 from ints, floats, bools or their string forms; NaN for anything else."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value) if value in (0, 1) else math.nan
+    if isinstance(value, str) and value.strip() in ("0", "1", "0.0", "1.0"):
+        return float(value.strip()[0])
+    return math.nan
+
+
+def _reconcile_minutes(runs: pd.DataFrame, label: str, max_ratio: float) -> tuple[pd.DataFrame, list[str]]:
+    spread = runs.groupby("task_id")["human_minutes"].agg(["min", "max"])
+    conflicting = spread[spread["max"] > spread["min"] * (1 + 1e-9)]
+    if conflicting.empty:
+        return runs, []
+    ratio = conflicting["max"] / conflicting["min"]
+    too_far = ratio[ratio > max_ratio]
+    if len(too_far):
+        mask = runs["task_id"].isin(too_far.index)
+        detail = "; ".join(
+            f"{t}: {spread.loc[t, 'min']:.4g} to {spread.loc[t, 'max']:.4g} min"
+            for t in too_far.index[:_MAX_LISTED]
+        )
+        raise DataError(
+            f"{label}: human_minutes must be the same for every run of a task, but "
+            f"{len(too_far)} task(s) differ by more than a factor {max_ratio:g} ({detail}) at "
+            f"{_rows(runs, mask)}. Fix the file, or raise --max-minutes-ratio to merge them by "
+            "geometric mean."
+        )
+    geo = runs.groupby("task_id")["human_minutes"].transform(lambda m: float(np.exp(np.log(m).mean())))
+    runs = runs.assign(human_minutes=np.where(runs["task_id"].isin(conflicting.index), geo, runs["human_minutes"]))
+    warning = (
+        f"{label}: {len(conflicting)} task(s) had different human_minutes across runs (at most a "
+        f"factor {ratio.max():.2f}); merged by geometric mean: {_examples(conflicting.index)}."
+    )
+    return runs, [warning]
+
+
+def _filter(
+    runs: pd.DataFrame,
+    label: str,
+    include_agents: Sequence[str] | None,
+    exclude_agents: Sequence[str],
+    task_sources: Sequence[str] | None,
+    families: Sequence[str] | None,
+) -> pd.DataFrame:
+    for column, wanted, option in (
+        ("agent", include_agents, "--agents"),
+        ("task_source", task_sources, "--task-sources"),
+        ("task_family", families, "--families"),
+    ):
+        if wanted is None:
+            continue
+        known = set(runs[column])
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise DataError(
+                f"{label}: {option} names {_examples(unknown)}, which the file does not have. "
+                f"Known {column} values: {_examples(sorted(known))}."
+            )
+    mask = pd.Series(True, index=runs.index)
+    if include_agents is not None:
+        mask &= runs["agent"].isin(include_agents)
+    excluded = {a.casefold() for a in exclude_agents}
+    mask &= ~runs["agent"].str.casefold().isin(excluded)
+    if task_sources is not None:
+        mask &= runs["task_source"].isin(task_sources)
+    if families is not None:
+        mask &= runs["task_family"].isin(families)
+    kept = runs[mask]
+    if kept.empty:
+        raise DataError(f"{label}: no runs are left after filtering (agents, task sources, families).")
+    if include_agents is not None:
+        lost = [a for a in include_agents if a not in set(kept["agent"])]
+        if lost:
+            raise DataError(
+                f"{label}: agent(s) {_examples(lost)} have no runs left after filtering by task "
+                "source / family; drop them from --agents or widen the filters."
+            )
+    return kept.reset_index(drop=True)
+
+
+def _aggregate(runs: pd.DataFrame, label: str, warnings: tuple[str, ...]) -> RunData:
+    agents = tuple(sorted(runs["agent"].unique()))
+    families = tuple(sorted(runs["task_family"].unique()))
+    tasks = (
+        runs.groupby("task_id", sort=True)
+        .agg(task_family=("task_family", "first"), task_source=("task_source", "first"),
+             human_source=("human_source", "first"), human_minutes=("human_minutes", "first"))
+        .reset_index()
+    )
+    cells = (
+        runs.groupby(["agent", "task_id"], sort=True)
+        .agg(n_runs=("success", "size"), n_success=("success", "sum"), weight=("weight", "mean"))
+        .reset_index()
+    )
+    # A cell of n runs with per-run weight w contributes w * n Bernoulli terms; rescale so the
+    # weighted run count equals the real one and weighted fits keep the data's overall scale.
+    total = float((cells["weight"] * cells["n_runs"]).sum())
+    if total <= 0:
+        raise DataError(f"{label}: all task weights are zero after filtering; nothing to fit.")
+    cells["weight"] = cells["weight"] * cells["n_runs"].sum() / total
+    cells["n_runs"] = cells["n_runs"].astype(int)
+    cells["n_success"] = cells["n_success"].astype(int)
+    return RunData(
+        runs=runs.drop(columns="_line"),
+        cells=cells,
+        tasks=tasks,
+        agents=agents,
+        families=families,
+        source=label,
+        warnings=warnings,
+    )

@@ -1,0 +1,233 @@
+"""Discover zoo models from ``stan_models/*.stan`` and validate their headers and interface.
+
+A model is one ``.stan`` file whose name (the file stem) is the model name.  It opens with a
+header comment holding YAML between ``/* ---`` and ``--- */`` lines::
+
+    /* ---
+    name: logistic
+    title: One-line title
+    hypothesis: What the model claims about how success falls with task length.
+    source: Paper or post the hypothesis comes from.
+    keywords: [logistic, metr]
+    parameters:
+      log2_h50[agent]: "meaning"
+      beta[agent]: "meaning"
+    priors:
+      log2_h50: "normal(3, 6): why"
+      beta: "normal(-0.7, 0.7): why"
+    --- */
+
+An optional ``generated`` mapping documents extra generated quantities the same way
+(``log2_h50[agent]: "meaning"``) so they get named dims.  ``parameters`` lists every variable of the ``parameters`` block with its ArviZ dims in
+brackets (dims of the contract, such as ``agent``, ``task`` and ``family``, or new names);
+``priors`` gives each one's prior and its justification.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from horizon_zoo.contract import SIZE_OF_DIM, check_program_interface
+from horizon_zoo.errors import ModelError
+
+HEADER_RE = re.compile(r"\A\s*/\*\s*---\s*\n(?P<yaml>.*?)\n\s*---\s*\*/", re.DOTALL)
+REQUIRED_HEADER_KEYS = ("name", "title", "hypothesis", "source", "keywords", "parameters", "priors")
+PARAM_KEY_RE = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_]*)(?:\[(?P<dims>[A-Za-z_][A-Za-z0-9_, ]*)\])?$")
+MODELS_DIR_ENV = "HORIZON_ZOO_MODELS"
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """A validated zoo model: its file, header and program interface."""
+
+    name: str
+    path: Path
+    code: str
+    header: dict[str, Any]
+    parameter_dims: dict[str, tuple[str, ...]]
+    generated_dims: dict[str, tuple[str, ...]]
+    info: dict[str, Any] = field(repr=False)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the program text; compiled programs and fits are keyed by it."""
+        return hashlib.sha256(self.code.encode()).hexdigest()
+
+    @property
+    def title(self) -> str:
+        return str(self.header["title"])
+
+    @property
+    def hypothesis(self) -> str:
+        return " ".join(str(self.header["hypothesis"]).split())
+
+    def parameter_count(self) -> str:
+        """Number of free parameters as a formula in the contract's sizes, e.g. ``2A + 1``."""
+        counts: dict[str, int] = {}
+        for dims in self.parameter_dims.values():
+            key = "·".join(SIZE_OF_DIM.get(d, d) for d in dims) or "1"
+            counts[key] = counts.get(key, 0) + 1
+        terms = [f"{n}{k}" if k != "1" and n > 1 else k if k != "1" else str(n)
+                 for k, n in sorted(counts.items(), key=lambda kv: (kv[0] == "1", kv[0]))]
+        return " + ".join(terms)
+
+    def dims(self) -> dict[str, list[str]]:
+        """ArviZ dims for every named variable of the model (parameters and contract outputs)."""
+        from horizon_zoo.contract import GENERATED, OPTIONAL_GENERATED
+
+        declared = {**self.generated_dims, **self.parameter_dims}
+        out = {name: list(d) for name, d in declared.items() if d}
+        for var in GENERATED + OPTIONAL_GENERATED:
+            out[var.name] = list(var.dims)
+        return out
+
+
+def default_models_dir() -> Path:
+    """The zoo directory: ``$HORIZON_ZOO_MODELS`` if set, else the repository's ``stan_models/``."""
+    env = os.environ.get(MODELS_DIR_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "stan_models"
+
+
+def model_paths(models_dir: str | Path | None = None) -> list[Path]:
+    """All ``.stan`` files of the zoo, sorted by name (never a hand-kept list)."""
+    directory = Path(models_dir) if models_dir else default_models_dir()
+    if not directory.is_dir():
+        raise ModelError(
+            f"model directory {directory} does not exist; pass --models-dir or set "
+            f"${MODELS_DIR_ENV} (a pip install must be editable: pip install -e .)."
+        )
+    return sorted(directory.glob("*.stan"))
+
+
+def discover(models_dir: str | Path | None = None) -> dict[str, ZooModel]:
+    """Load and validate every model of the zoo; raise on the first invalid one."""
+    return {path.stem: load_model(path) for path in model_paths(models_dir)}
+
+
+def resolve(spec: str, models_dir: str | Path | None = None) -> ZooModel:
+    """A model by name (looked up in the zoo) or by path to a ``.stan`` file."""
+    if spec.endswith(".stan") or os.sep in spec:
+        return load_model(Path(spec))
+    paths = {p.stem: p for p in model_paths(models_dir)}
+    if spec not in paths:
+        raise ModelError(f"no model named '{spec}' in the zoo; known models: {', '.join(paths) or 'none'}.")
+    return load_model(paths[spec])
+
+
+def load_model(path: str | Path) -> ZooModel:
+    """Read one ``.stan`` file, validate its header and its data/output interface."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such Stan file.")
+    code = path.read_text(encoding="utf-8")
+    header = parse_header(code, path)
+    info = program_info(code, str(path))
+    problems = check_program_interface(info)
+    declared = dims_from_keys(header["parameters"], path)
+    generated = dims_from_keys(header.get("generated") or {}, path)
+    gq = info.get("generated quantities", {})
+    for name in sorted(set(generated) - set(gq)):
+        problems.append(f"header 'generated' names {name}, which generated quantities lack")
+    stan_params = set(info.get("parameters", {}))
+    undocumented = sorted(stan_params - set(declared))
+    unknown = sorted(set(declared) - stan_params)
+    if undocumented:
+        problems.append(f"header 'parameters' does not document {', '.join(undocumented)}")
+    if unknown:
+        problems.append(f"header 'parameters' names {', '.join(unknown)}, which the parameters block lacks")
+    for name, dims in [*declared.items(), *generated.items()]:
+        entry = info.get("parameters", {}).get(name) or gq.get(name)
+        if entry is not None and entry["dimensions"] != len(dims):
+            problems.append(
+                f"header gives {name} {len(dims)} dim(s) {list(dims)}, the program declares "
+                f"{entry['dimensions']}"
+            )
+    no_prior = sorted(set(declared) - set(header["priors"]))
+    if no_prior:
+        problems.append(f"header 'priors' does not state the prior of {', '.join(no_prior)}")
+    if problems:
+        raise ModelError(f"{path} breaks the model contract:\n  - " + "\n  - ".join(problems))
+    return ZooModel(name=path.stem, path=path, code=code, header=header, parameter_dims=declared,
+                    generated_dims=generated, info=info)
+
+
+def parse_header(code: str, path: Path) -> dict[str, Any]:
+    """Parse and check the YAML header block at the top of a Stan program."""
+    match = HEADER_RE.match(code)
+    if not match:
+        raise ModelError(
+            f"{path}: no header block. A zoo model must start with a comment '/* ---' ... '--- */' "
+            "holding YAML with " + ", ".join(REQUIRED_HEADER_KEYS) + "."
+        )
+    try:
+        header = yaml.safe_load(match.group("yaml"))
+    except yaml.YAMLError as exc:
+        raise ModelError(f"{path}: the header block is not valid YAML: {exc}") from None
+    if not isinstance(header, dict):
+        raise ModelError(f"{path}: the header block must be a YAML mapping.")
+    problems = [f"missing '{k}'" for k in REQUIRED_HEADER_KEYS if k not in header]
+    if "name" in header and header["name"] != path.stem:
+        problems.append(f"name '{header['name']}' differs from the file name '{path.stem}'")
+    for key in ("title", "hypothesis", "source"):
+        if key in header and not (isinstance(header[key], str) and header[key].strip()):
+            problems.append(f"'{key}' must be non-empty text")
+    if "keywords" in header and not (
+        isinstance(header["keywords"], list) and all(isinstance(k, str) for k in header["keywords"])
+    ):
+        problems.append("'keywords' must be a list of strings")
+    for key in ("parameters", "priors"):
+        if key in header and not (isinstance(header[key], dict) and header[key]):
+            problems.append(f"'{key}' must be a non-empty mapping")
+    if problems:
+        raise ModelError(f"{path}: invalid header: " + "; ".join(problems) + ".")
+    return header
+
+
+def dims_from_keys(entries: dict[str, Any], path: Path) -> dict[str, tuple[str, ...]]:
+    """Map each documented variable to its dims, from keys such as ``z_task[task]``."""
+    if not isinstance(entries, dict):
+        raise ModelError(f"{path}: header 'generated' must be a mapping of name[dims] to meaning.")
+    out: dict[str, tuple[str, ...]] = {}
+    for key in entries:
+        match = PARAM_KEY_RE.match(str(key).strip())
+        if not match:
+            raise ModelError(f"{path}: header entry '{key}' must look like name or name[dim, ...].")
+        dims = tuple(d.strip() for d in (match.group("dims") or "").split(",") if d.strip())
+        out[match.group("name")] = dims
+    return out
+
+
+def stanc_path() -> Path:
+    """The Stan compiler shipped with httpstan (always installed), used for ``--info``."""
+    import httpstan
+
+    path = Path(httpstan.__file__).resolve().parent / "stanc"
+    if not path.exists():
+        raise ModelError(f"stanc not found at {path}; reinstall httpstan.")
+    return path
+
+
+@functools.lru_cache(maxsize=256)
+def program_info(code: str, label: str = "<program>") -> dict[str, Any]:
+    """``stanc --info`` of a program: its data, parameters and generated quantities by type.
+
+    Syntax and type errors are raised as :class:`ModelError` with stanc's own message.
+    """
+    result = subprocess.run(
+        [str(stanc_path()), "--info", "-"], input=code, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        message = result.stderr.strip().replace("in 'stdin'", f"in '{label}'").replace(
+            "in file 'stdin'", f"in file '{label}'")
+        raise ModelError(f"{label} does not compile (stanc):\n{message}")
+    return json.loads(result.stdout)

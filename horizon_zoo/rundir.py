@@ -1,0 +1,76 @@
+"""Run directories and atomic file writes.
+
+Every command writes into ``runs/<timestamp>-<name>/``; files appear only once complete, so an
+interrupted run never leaves a half-written table or fit behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+DEFAULT_RUNS_ROOT = Path("runs")
+
+
+def new_run_dir(name: str, root: str | Path | None = None, out: str | Path | None = None) -> Path:
+    """Create and return ``<root>/<YYYYmmdd-HHMMSS>-<name>/`` (or exactly ``out`` when given)."""
+    if out is not None:
+        path = Path(out)
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = Path(root) if root else DEFAULT_RUNS_ROOT
+        path = base / f"{stamp}-{name}"
+        suffix = 1
+        while path.exists():  # two runs in the same second
+            suffix += 1
+            path = base / f"{stamp}-{name}-{suffix}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def atomic_write_text(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_table(frame: pd.DataFrame, directory: Path, stem: str, *, index: bool = False) -> None:
+    """Write a table as ``<stem>.csv`` and ``<stem>.md`` side by side."""
+    with atomic_path(directory / f"{stem}.csv") as tmp:
+        frame.to_csv(tmp, index=index)
+    atomic_write_text(directory / f"{stem}.md", markdown_table(frame, index=index))
+
+
+def markdown_table(frame: pd.DataFrame, *, index: bool = False) -> str:
+    """A GitHub-flavoured Markdown table (no optional dependency on tabulate)."""
+    shown = frame.reset_index() if index else frame
+    header = "| " + " | ".join(str(c) for c in shown.columns) + " |"
+    rule = "|" + "|".join("---" for _ in shown.columns) + "|"
+    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
