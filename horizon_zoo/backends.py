@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import shutil
 import sys
@@ -24,6 +25,8 @@ import numpy as np
 
 from horizon_zoo.errors import BackendError
 from horizon_zoo.registry import ZooModel
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("cmdstanpy", "pystan")
 BackendName = Literal["auto", "cmdstanpy", "pystan"]
@@ -324,10 +327,16 @@ def _sample_cmdstanpy(
 
 
 def _cast_ints(model: ZooModel, variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Give int variables an int dtype and scalars the shape (chain, draw): backends differ."""
     info = model.info
     blocks = ("parameters", "transformed parameters", "generated quantities")
-    int_names = {n for b in blocks for n, v in info.get(b, {}).items() if v.get("type") == "int"}
-    return {n: (np.rint(v).astype(np.int64) if n in int_names else v) for n, v in variables.items()}
+    entries = {n: v for b in blocks for n, v in info.get(b, {}).items()}
+    out = {}
+    for name, values in variables.items():
+        if entries[name].get("dimensions") == 0:
+            values = values.reshape(values.shape[:2])
+        out[name] = np.rint(values).astype(np.int64) if entries[name].get("type") == "int" else values
+    return out
 
 
 def _cast_stats(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -384,4 +393,4 @@ def _captured_fd2() -> Iterator[Path]:
 
 def _say(message: str, enabled: bool) -> None:
     if enabled:
-        print(f"horizon-zoo: {message}", file=sys.stderr, flush=True)
+        log.info(message)

@@ -376,8 +376,8 @@ def _filter(
         lost = [a for a in include_agents if a not in set(kept["agent"])]
         if lost:
             raise DataError(
-                f"{label}: agent(s) {_examples(lost)} have no runs left after filtering by task "
-                "source / family; drop them from --agents or widen the filters."
+                f"{label}: agent(s) {_examples(lost)} have no runs left after filtering (excluded "
+                "agents, task sources, families); drop them from --agents or widen the filters."
             )
     return kept.reset_index(drop=True)
 

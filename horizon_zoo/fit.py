@@ -46,12 +46,16 @@ def fit_model(
     grid: np.ndarray | None = None,
     out_dir: Path | None = None,
     progress: bool = True,
+    inits: list[dict[str, Any]] | None = None,
 ) -> Fit:
-    """Sample ``model`` on ``run_data`` and diagnose the fit; save it when ``out_dir`` is given."""
+    """Sample ``model`` on ``run_data`` and diagnose the fit; save it when ``out_dir`` is given.
+
+    ``inits`` optionally gives one dict of initial values per chain.
+    """
     settings = settings or SamplerSettings()
     data = stan_data(run_data, grid)
     start = time.perf_counter()
-    draws = sample(model, data, settings, backend=backend, progress=progress,
+    draws = sample(model, data, settings, backend=backend, progress=progress, inits=inits,
                    output_dir=out_dir / f"{model.name}-csv" if out_dir and backend == "cmdstanpy" else None)
     idata = to_datatree(draws, model, data, run_data)
     diagnostics = diagnose(idata, list(model.info.get("parameters", {})), settings.max_treedepth)
@@ -128,7 +132,7 @@ def save_fit(result: Fit, out_dir: Path) -> tuple[Path, Path]:
     nc = out_dir / f"{result.model.name}.nc"
     sidecar = out_dir / f"{result.model.name}.json"
     with atomic_path(nc) as tmp:
-        result.idata.to_netcdf(tmp, engine="h5netcdf", encoding=_compression(result.idata))
+        result.idata.to_netcdf(tmp, engine="netcdf4", encoding=_compression(result.idata))
     atomic_write_text(sidecar, json.dumps(result.info, indent=2, default=_json_default) + "\n")
     return nc, sidecar
 
@@ -136,7 +140,7 @@ def save_fit(result: Fit, out_dir: Path) -> tuple[Path, Path]:
 def load_fit(nc_path: str | Path) -> tuple[xr.DataTree, dict[str, Any]]:
     """Read a saved fit and its sidecar."""
     nc_path = Path(nc_path)
-    idata = xr.open_datatree(nc_path, engine="h5netcdf").load()
+    idata = xr.open_datatree(nc_path, engine="netcdf4").load()
     info = json.loads(nc_path.with_suffix(".json").read_text())
     return idata, info
 
@@ -146,7 +150,7 @@ def _compression(idata: xr.DataTree) -> dict[str, dict[str, dict[str, Any]]]:
     encoding = {}
     for node in idata.subtree:
         if node.has_data:
-            encoding[node.path] = {name: {"compression": "gzip", "compression_opts": 4}
+            encoding[node.path] = {name: {"zlib": True, "complevel": 4}
                                    for name in node.data_vars}
     return encoding
 

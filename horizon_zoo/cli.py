@@ -1,0 +1,205 @@
+"""The ``horizon-zoo`` command line.
+
+Exit codes: 0 success; 2 bad input data or arguments; 3 a model breaks the contract; 4 the Stan
+backend failed; 5 ``--strict`` and some fit failed its diagnostics; 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from horizon_zoo import __version__
+from horizon_zoo.backends import SamplerSettings, available_backends
+from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO, WEIGHT_COLUMNS
+from horizon_zoo.errors import HorizonZooError
+
+EXIT_DIAGNOSTICS = 5
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\
+exit codes:
+  0    success
+  2    bad input data or arguments (the message names the file, rows and expectation)
+  3    a Stan model breaks the model contract or does not compile
+  4    the Stan backend failed (not installed, compilation or sampling error)
+  5    --strict was given and some fit failed its diagnostics
+  130  interrupted (Ctrl-C); completed fits stay in the run directory
+"""
+
+
+def _csv_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _qs(text: str) -> list[float]:
+    try:
+        values = [float(x) / 100 if float(x) > 1 else float(x) for x in _csv_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--q takes percentages such as 50,80; got {text!r}") from None
+    if not values or any(not 0 < v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"--q values must lie strictly between 0 and 100; got {text!r}")
+    return values
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--runs", type=Path, metavar="FILE",
+                   help="METR-format runs (.jsonl or .csv); default: the embedded simulated dataset")
+    g.add_argument("--agents", type=_csv_list, metavar="A,B",
+                   help="keep only these agents (alias values, comma-separated)")
+    g.add_argument("--exclude-agents", type=_csv_list, default=list(DEFAULT_EXCLUDED_AGENTS), metavar="A,B",
+                   help="drop these agents, case-insensitive (default: %(default)s; pass '' to keep all)")
+    g.add_argument("--task-sources", type=_csv_list, metavar="S,T", help="keep only these task sources")
+    g.add_argument("--families", type=_csv_list, metavar="F,G", help="keep only these task families")
+    g.add_argument("--weights", choices=sorted(WEIGHT_COLUMNS), default=None,
+                   help="weight the likelihood with METR's task weights (default: unweighted)")
+    g.add_argument("--max-minutes-ratio", type=float, default=DEFAULT_MAX_MINUTES_RATIO, metavar="R",
+                   help="merge a task's differing human_minutes by geometric mean when max/min <= R, "
+                        "else reject the file (default: %(default)s; 1 rejects any disagreement)")
+
+
+def _add_sampler_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling")
+    g.add_argument("--backend", choices=["auto", "cmdstanpy", "pystan"], default="auto",
+                   help="Stan backend; auto uses CmdStanPy when CmdStan is installed, else PyStan")
+    d = SamplerSettings()
+    g.add_argument("--chains", type=int, default=d.chains, help="MCMC chains (default: %(default)s)")
+    g.add_argument("--warmup", type=int, default=d.warmup, help="warmup iterations per chain (default: %(default)s)")
+    g.add_argument("--draws", type=int, default=d.draws, help="post-warmup draws per chain (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
+    g.add_argument("--adapt-delta", type=float, default=d.adapt_delta,
+                   help="target acceptance rate of NUTS adaptation (default: %(default)s)")
+    g.add_argument("--max-treedepth", type=int, default=d.max_treedepth,
+                   help="NUTS maximum tree depth (default: %(default)s)")
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--out", type=Path, metavar="DIR", help="write into exactly this run directory")
+    g.add_argument("--runs-root", type=Path, default=Path("runs"), metavar="DIR",
+                   help="parent of new run directories <timestamp>-<command> (default: %(default)s)")
+    g.add_argument("--q", type=_qs, default=[0.5, 0.8], metavar="50,80",
+                   help="success probabilities (percent) for horizon tables (default: 50,80)")
+    g.add_argument("--strict", action="store_true", help="exit with code 5 if any fit fails its diagnostics")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="horizon-zoo",
+        description="Competing Stan models of how AI agents' success falls with task length.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"horizon-zoo {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="print only results and errors")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="print debugging detail")
+    parser.add_argument("--models-dir", type=Path, metavar="DIR",
+                        help="directory of .stan models (default: the repository's stan_models/)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("compare", help="fit every zoo model and compare them (the main job)",
+                       description="Fit every zoo model (or --models) to the runs, then write a run "
+                                   "directory with a PSIS-LOO comparison, per-agent horizons and "
+                                   "diagnostics. Without --runs it uses the embedded simulated dataset.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", type=_csv_list, metavar="M,N",
+                   help="model names or .stan paths (default: every model in the zoo)")
+    _add_data_options(p)
+    _add_sampler_options(p)
+    _add_output_options(p)
+
+    p = sub.add_parser("fit", help="fit one model and write its diagnostics and horizons",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, metavar="NAME|PATH.stan", help="zoo model name or .stan path")
+    _add_data_options(p)
+    _add_sampler_options(p)
+    _add_output_options(p)
+
+    sub.add_parser("list-models", help="list the zoo: name, hypothesis, free parameters",
+                   epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``horizon-zoo`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Only our own logger speaks at INFO; libraries (ArviZ, PyStan) stay at WARNING.
+    logging.basicConfig(level=logging.WARNING, format="horizon-zoo: %(message)s", stream=sys.stderr, force=True)
+    logging.getLogger("horizon_zoo").setLevel(
+        logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return _dispatch(args, argv)
+    except HorizonZooError as exc:
+        print(f"horizon-zoo: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ValueError as exc:  # settings validation (e.g. adapt_delta outside (0, 1))
+        print(f"horizon-zoo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("horizon-zoo: interrupted; completed fits are kept in the run directory.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    from horizon_zoo import api
+
+    if args.command == "list-models":
+        return _list_models(args)
+    settings = SamplerSettings(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
+                               adapt_delta=args.adapt_delta, max_treedepth=args.max_treedepth)
+    data = api.load(args.runs, agents=args.agents, exclude_agents=args.exclude_agents,
+                    task_sources=args.task_sources, families=args.families, weights=args.weights,
+                    max_minutes_ratio=args.max_minutes_ratio)
+    command = "horizon-zoo " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    models = args.models if args.command == "compare" else [args.model]
+    result = api.compare(data, models=models, models_dir=args.models_dir, settings=settings,
+                         backend=args.backend, qs=args.q, out=args.out, runs_root=args.runs_root,
+                         progress=not args.quiet, command=command)
+    _print_result(result)
+    failed_diagnostics = [n for n, f in result.fits.items() if f.diagnostics.verdict == "fail"]
+    if args.strict and (failed_diagnostics or result.failed):
+        print(f"horizon-zoo: --strict: diagnostics failed for {', '.join(failed_diagnostics + list(result.failed))}",
+              file=sys.stderr)
+        return EXIT_DIAGNOSTICS
+    return 0
+
+
+def _print_result(result: "api.CompareResult") -> None:  # noqa: F821
+    from horizon_zoo.horizons import wide_horizon_table
+    from horizon_zoo.rundir import markdown_table
+
+    loo_cols = ["model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "n_high_k"]
+    print("\nPSIS-LOO comparison (best first):\n")
+    print(markdown_table(result.loo[loo_cols]))
+    print("Diagnostics:\n")
+    print(markdown_table(result.diagnostics[["model", "verdict", "max_rhat", "min_ess_bulk",
+                                             "divergences", "treedepth_hits", "min_ebfmi"]]))
+    best = str(result.loo.iloc[0]["model"])
+    print(f"Horizons, {best} (median [95% interval]):\n")
+    print(markdown_table(wide_horizon_table(result.horizons[result.horizons["model"] == best])))
+    if result.run_dir:
+        print(f"Run directory: {result.run_dir}  (start with summary.md)")
+
+
+def _list_models(args: argparse.Namespace) -> int:
+    from horizon_zoo.registry import discover
+
+    zoo = discover(args.models_dir)
+    width = max((len(n) for n in zoo), default=4)
+    print(f"{'name':<{width}}  {'parameters':<12}  hypothesis")
+    for name, model in zoo.items():
+        hypothesis = textwrap.shorten(model.hypothesis, 100)
+        print(f"{name:<{width}}  {model.parameter_count():<12}  {hypothesis}")
+    print(f"\n{len(zoo)} models in {args.models_dir or 'stan_models/'}; backends available: "
+          f"{', '.join(available_backends()) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Compare zoo models with PSIS-LOO over binomial cells (ArviZ).
+
+The elpd here answers "how well does the model predict one more (agent, task) cell".  Each row
+also counts the cells whose Pareto k exceeds ArviZ's sample-size-dependent threshold, where the
+PSIS estimate is unreliable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import arviz_stats as azs
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+HIGH_K = 0.7
+
+
+def loo(idata: xr.DataTree) -> azs.ELPDData:
+    """Pointwise PSIS-LOO of one fit (log likelihood variable ``log_lik``)."""
+    return azs.loo(idata, pointwise=True, var_name="log_lik")
+
+
+def loo_compare(fits: Mapping[str, xr.DataTree]) -> pd.DataFrame:
+    """Rank models by elpd_loo with standard errors, stacking weights and Pareto-k counts.
+
+    Returns one row per model (best first) with ArviZ's columns (``elpd_diff`` is this model's
+    elpd minus the best one's, so <= 0; ``p_worse``, ``diag_diff``, ``diag_elpd``) renamed to
+    ``elpd_loo`` and ``p_loo``, plus ``diff_over_dse`` (how many standard errors below the best),
+    ``n_high_k`` (cells with Pareto k above ``good_k``) and ``good_k``.
+    """
+    if not fits:
+        raise ValueError("no fits to compare")
+    loos = {name: loo(dt) for name, dt in fits.items()}
+    if len(loos) == 1:
+        (name, single), = loos.items()
+        table = pd.DataFrame({"rank": [0], "elpd": [single.elpd], "p": [single.p], "elpd_diff": [0.0],
+                              "weight": [1.0], "se": [single.se], "dse": [0.0], "p_worse": [np.nan],
+                              "diag_diff": [""], "diag_elpd": [""]}, index=[name])
+    else:
+        table = azs.compare(loos, round_to="none")
+    table = table.rename(columns={"elpd": "elpd_loo", "p": "p_loo"})
+    table["n_high_k"] = [int(np.sum(np.asarray(loos[m].pareto_k) > min(HIGH_K, loos[m].good_k)))
+                         for m in table.index]
+    table["good_k"] = [float(loos[m].good_k) for m in table.index]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["diff_over_dse"] = np.where(table["dse"] > 0, table["elpd_diff"] / table["dse"], 0.0)
+    table.index.name = "model"
+    columns = ["rank", "elpd_loo", "se", "elpd_diff", "dse", "diff_over_dse", "p_worse", "p_loo",
+               "weight", "n_high_k", "good_k", "diag_diff", "diag_elpd"]
+    return table[columns].reset_index()

@@ -1,0 +1,109 @@
+"""Posterior time horizons: the task length at which an agent succeeds with probability q.
+
+Horizons are read off the contract's ``p_curve`` draws, so they work for every zoo model.  A
+draw whose curve is already below q at the grid's shortest length is *below the grid*, one that
+never falls to q is *above the grid*; both are kept as -inf / +inf so that quantiles stay honest
+and tables print bounds ("< 1 s", "> 30 days") instead of clipped numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+DEFAULT_QS = (0.5, 0.8)
+CURVES = {"p_curve": "marginal", "p_curve_typical": "typical task"}
+_EPS = 1e-12
+
+
+def crossing_log_minutes(p: np.ndarray, log_grid: np.ndarray, q: float) -> np.ndarray:
+    """Log minutes where each curve first falls to ``q`` (grid on the last axis).
+
+    Interpolates linearly in logit(p) between grid points, which is exact for logistic curves.
+    Returns -inf where p < q already at the first grid point and +inf where p never reaches q.
+    """
+    if not 0 < q < 1:
+        raise ValueError(f"q must be strictly between 0 and 1, got {q}")
+    p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
+    above = p >= q
+    below_after = ~above[..., 1:] & above[..., :-1]  # falls below q between j and j+1
+    has_cross = below_after.any(axis=-1)
+    j = np.argmax(below_after, axis=-1)
+    lq = np.log(q) - np.log1p(-q)
+    l0 = np.take_along_axis(np.log(p) - np.log1p(-p), j[..., None], axis=-1)[..., 0] - lq
+    l1 = np.take_along_axis(np.log(p) - np.log1p(-p), (j + 1)[..., None], axis=-1)[..., 0] - lq
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(l0 - l1 > 0, l0 / (l0 - l1), 0.0)
+    x = log_grid[j] + t * (log_grid[np.minimum(j + 1, len(log_grid) - 1)] - log_grid[j])
+    out = np.where(has_cross, x, np.inf)
+    return np.where(above[..., 0], out, -np.inf)
+
+
+def horizon_draws(idata: xr.DataTree, q: float, curve: str = "p_curve") -> xr.DataArray:
+    """Horizon in minutes per (chain, draw, agent) for success probability ``q``."""
+    post = idata["posterior"].to_dataset()
+    if curve not in post:
+        raise KeyError(f"the fit has no '{curve}' in its posterior")
+    p = post[curve].transpose("chain", "draw", "agent", "grid")
+    log_grid = np.log(p["grid"].values)
+    minutes = np.exp(crossing_log_minutes(p.values, log_grid, q))
+    return xr.DataArray(minutes, dims=("chain", "draw", "agent"),
+                        coords={"agent": p["agent"].values}, name=f"h{round(q * 100)}")
+
+
+def horizon_table(idata: xr.DataTree, qs: Sequence[float] = DEFAULT_QS) -> pd.DataFrame:
+    """Median and 50% / 95% intervals of each agent's q-horizon, in minutes.
+
+    One row per (curve, agent, q). ``curve`` is ``marginal`` (a new random task, ``p_curve``)
+    and, for models that expose it, ``typical task`` (``p_curve_typical``).  Infinite bounds
+    mean below / above the grid; ``below_grid`` and ``above_grid`` give the share of draws.
+    """
+    grid = idata["posterior"].to_dataset()["grid"].values
+    rows = []
+    for curve, label in CURVES.items():
+        if curve not in idata["posterior"].to_dataset():
+            continue
+        for q in qs:
+            h = horizon_draws(idata, q, curve)
+            flat = h.values.reshape(-1, h.sizes["agent"])
+            quant = np.quantile(flat, [0.025, 0.25, 0.5, 0.75, 0.975], axis=0, method="inverted_cdf")
+            for i, agent in enumerate(h["agent"].values):
+                lo95, lo50, med, hi50, hi95 = quant[:, i]
+                rows.append({
+                    "curve": label, "agent": str(agent), "q": q,
+                    "median_min": med, "lo95_min": lo95, "hi95_min": hi95,
+                    "lo50_min": lo50, "hi50_min": hi50,
+                    "below_grid": float(np.mean(np.isneginf(flat[:, i]))),
+                    "above_grid": float(np.mean(np.isposinf(flat[:, i]))),
+                    "horizon": f"{format_minutes(med, grid)} [{format_minutes(lo95, grid)}, "
+                               f"{format_minutes(hi95, grid)}]",
+                })
+    return pd.DataFrame(rows)
+
+
+def wide_horizon_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (curve, agent) with one readable column per q, e.g. ``p50 [95% CI]``."""
+    wide = table.pivot_table(index=["curve", "agent"], columns="q", values="horizon", aggfunc="first")
+    wide.columns = [f"p{round(q * 100)} [95% CI]" for q in wide.columns]
+    order = table.groupby(["curve", "agent"])["median_min"].first().sort_values()
+    return wide.loc[order.index].reset_index()
+
+
+def format_minutes(minutes: float, grid: np.ndarray | None = None) -> str:
+    """Human-readable length: seconds, minutes, hours or days; bounds for off-grid values."""
+    if np.isneginf(minutes):
+        return "< " + (format_minutes(float(grid[0])) if grid is not None else "grid")
+    if np.isposinf(minutes):
+        return "> " + (format_minutes(float(grid[-1])) if grid is not None else "grid")
+    if not np.isfinite(minutes):
+        return "n/a"
+    if minutes < 1:
+        return f"{minutes * 60:.2g} s"
+    if minutes < 60:
+        return f"{minutes:.2g} min"
+    if minutes < 24 * 60:
+        return f"{minutes / 60:.2g} h"
+    return f"{minutes / (24 * 60):.2g} days"

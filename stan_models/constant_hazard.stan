@@ -1,0 +1,68 @@
+/* ---
+name: constant_hazard
+title: Constant hazard per minute of human time (exponential survival)
+hypothesis: >-
+  Tasks are long chains of steps and each minute of human work carries the same chance of an
+  unrecoverable failure for a given agent, so success decays exponentially with length:
+  p = exp(-lambda_a * minutes). The 80% horizon is then ln(0.8)/ln(0.5) = 0.32 times the 50%
+  horizon for every agent.
+source: >-
+  Ord, T. (2025), "Is there a Half-Life for the Success Rates of AI Agents?" (essay), fitted
+  to METR's time-horizon data (arXiv:2503.14499).
+keywords: [hazard, exponential, survival, half-life]
+parameters:
+  log_lambda[agent]: "log of the agent's hazard per minute of human task time"
+generated:
+  half_life[agent]: "task length in minutes at which the agent succeeds half the time, ln(2)/lambda"
+priors:
+  log_lambda: >-
+    normal(-2.5, 4): a half-life of 8 minutes at the centre; 95% of prior half-lives lie between
+    0.3 seconds and a month of human time
+--- */
+data {
+  int<lower=1> N;                             // binomial cells (agent x task)
+  int<lower=1> A;                             // agents
+  int<lower=1> T;                             // tasks
+  int<lower=1> F;                             // task families
+  array[N] int<lower=1, upper=A> agent;       // agent of each cell
+  array[N] int<lower=1, upper=T> task;        // task of each cell
+  array[T] int<lower=1, upper=F> family;      // family of each task
+  vector[T] log_minutes;                      // natural log of human minutes per task
+  array[N] int<lower=1> n_runs;               // runs per cell
+  array[N] int<lower=0> n_success;            // successful runs per cell
+  vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
+  int<lower=1> G;                             // grid points for curves
+  vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+}
+transformed data {
+  // Weighted likelihoods cannot use the vectorised lpmf, so keep the fast path for the default.
+  int is_weighted = min(weight) != 1 || max(weight) != 1;
+}
+parameters {
+  vector[A] log_lambda;
+}
+model {
+  // log p = -H with H = lambda * minutes; logit(p) = -H - log(1 - exp(-H)) stays finite for
+  // the tiny hazards of one-second tasks and the huge ones of month-long tasks.
+  vector[N] log_hazard = log_lambda[agent] + log_minutes[task];
+  vector[N] eta = -exp(log_hazard) - log1m_exp(-exp(log_hazard));
+  log_lambda ~ normal(-2.5, 4);
+  if (is_weighted) {
+    for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+  } else {
+    target += binomial_logit_lpmf(n_success | n_runs, eta);
+  }
+}
+generated quantities {
+  vector[N] log_lik;
+  array[N] int y_rep;
+  matrix[A, G] p_curve;
+  vector[A] half_life = log(2) * exp(-log_lambda);
+  {
+    vector[N] log_hazard = log_lambda[agent] + log_minutes[task];
+    vector[N] eta = -exp(log_hazard) - log1m_exp(-exp(log_hazard));
+    y_rep = binomial_rng(n_runs, inv_logit(eta));
+    for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+  }
+  for (a in 1:A) p_curve[a] = exp(-exp(log_lambda[a] + log_minutes_grid))';
+}

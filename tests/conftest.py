@@ -1,0 +1,60 @@
+"""Shared fixtures: small synthetic run tables, and fits compiled once per session."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from horizon_zoo.simulate import default_runs
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def make_runs(n_agents: int = 3, n_tasks: int = 6, runs_per_cell: int = 2, seed: int = 0) -> pd.DataFrame:
+    """A small valid METR-format run table."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for a in range(n_agents):
+        for t in range(n_tasks):
+            for r in range(runs_per_cell):
+                rows.append({
+                    "run_id": f"a{a}-t{t}-{r}", "task_id": f"fam{t % 2}/task{t}", "task_family": f"fam{t % 2}",
+                    "task_source": "src" + str(t % 3), "alias": f"agent{a}", "human_minutes": float(2.0 ** t),
+                    "score_binarized": int(rng.random() < 0.5), "human_source": "baseline",
+                    "equal_task_weight": 1.0 / (n_tasks * runs_per_cell),
+                    "invsqrt_task_weight": 1.0 / (n_tasks * runs_per_cell),
+                })
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def write_runs(tmp_path: Path) -> Callable[..., Path]:
+    """Write a run table (DataFrame or list of dicts / raw lines) to JSONL or CSV; return its path."""
+
+    def write(rows: pd.DataFrame | list, fmt: str = "jsonl", name: str = "runs") -> Path:
+        path = tmp_path / f"{name}.{fmt}"
+        if isinstance(rows, pd.DataFrame):
+            if fmt == "csv":
+                rows.to_csv(path, index=False)
+            else:
+                path.write_text("".join(json.dumps(r) + "\n" for r in rows.to_dict("records")))
+        else:
+            path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+        return path
+
+    return write
+
+
+def small_default(n_agents: int = 6, n_tasks: int = 40) -> pd.DataFrame:
+    """A subset of the embedded default dataset: evenly spaced agents, the first tasks."""
+    runs = default_runs()
+    agents = sorted(runs["alias"].unique())
+    keep_agents = agents[:: max(1, len(agents) // n_agents)][:n_agents]
+    tasks = sorted(runs["task_id"].unique())[:n_tasks]
+    return runs[runs["alias"].isin(keep_agents) & runs["task_id"].isin(tasks)].reset_index(drop=True)

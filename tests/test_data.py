@@ -1,0 +1,137 @@
+"""Loading, validating, filtering and aggregating run data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from horizon_zoo.data import load_runs
+from horizon_zoo.errors import DataError
+from tests.conftest import make_runs
+
+
+def test_cells_aggregate_runs_exactly(write_runs):
+    runs = make_runs(n_agents=2, n_tasks=4, runs_per_cell=3)
+    data = load_runs(write_runs(runs))
+    assert len(data.cells) == 2 * 4
+    expected = runs.groupby(["alias", "task_id"])["score_binarized"].agg(["size", "sum"])
+    for cell in data.cells.itertuples():
+        assert cell.n_runs == expected.loc[(cell.agent, cell.task_id), "size"]
+        assert cell.n_success == expected.loc[(cell.agent, cell.task_id), "sum"]
+    assert data.agents == ("agent0", "agent1")
+    assert np.all(data.cells["weight"] == 1.0)
+
+
+def test_csv_and_jsonl_give_identical_cells(write_runs):
+    runs = make_runs()
+    a = load_runs(write_runs(runs, "jsonl"))
+    b = load_runs(write_runs(runs, "csv"))
+    assert a.fingerprint() == b.fingerprint()
+
+
+def test_human_baselines_are_excluded_by_default(write_runs):
+    runs = make_runs()
+    runs.loc[runs["alias"] == "agent0", "alias"] = "human"
+    data = load_runs(write_runs(runs))
+    assert "human" not in data.agents
+    assert "human" in load_runs(write_runs(runs), exclude_agents=()).agents
+
+
+@pytest.mark.parametrize("option, value, column", [
+    ("include_agents", ["agent1"], "agent"),
+    ("task_sources", ["src0"], "task_source"),
+    ("families", ["fam1"], "task_family"),
+])
+def test_filters_keep_only_the_named_values(write_runs, option, value, column):
+    data = load_runs(write_runs(make_runs()), **{option: value})
+    assert set(data.runs[column]) == set(value)
+
+
+def test_small_human_time_disagreements_are_merged_with_a_warning(write_runs):
+    runs = make_runs()
+    first = runs.index[runs["task_id"] == "fam0/task2"][0]
+    runs.loc[first, "human_minutes"] = 4.0 * 1.5
+    data = load_runs(write_runs(runs))
+    minutes = data.tasks.set_index("task_id").loc["fam0/task2", "human_minutes"]
+    n = (runs["task_id"] == "fam0/task2").sum()
+    assert minutes == pytest.approx(np.exp(((n - 1) * np.log(4.0) + np.log(6.0)) / n))
+    assert any("fam0/task2" in w for w in data.warnings)
+
+
+def test_weights_are_rescaled_to_the_run_count(write_runs):
+    runs = make_runs(n_tasks=4)
+    runs["invsqrt_task_weight"] = np.where(runs["task_id"].str.endswith("0"), 3.0, 1.0)
+    data = load_runs(write_runs(runs), weights="invsqrt")
+    assert (data.cells["weight"] * data.cells["n_runs"]).sum() == pytest.approx(data.cells["n_runs"].sum())
+    heavy = data.cells[data.cells["task_id"].str.endswith("0")]["weight"].iloc[0]
+    light = data.cells[~data.cells["task_id"].str.endswith("0")]["weight"].iloc[0]
+    assert heavy / light == pytest.approx(3.0)
+
+
+def _bad(runs, column, row, value):
+    runs = runs.copy()
+    runs[column] = runs[column].astype(object)
+    runs.at[row, column] = value
+    return runs
+
+
+# (case id, rows or DataFrame, load_runs options, fragments the message must contain)
+BAD_INPUTS = [
+    ("missing column", make_runs().drop(columns="human_minutes"), {}, ["missing required column", "human_minutes"]),
+    ("zero minutes", _bad(make_runs(), "human_minutes", 3, 0.0), {}, ["human_minutes", "> 0", "line 4"]),
+    ("negative minutes", _bad(make_runs(), "human_minutes", 0, -5.0), {}, ["human_minutes", "-5.0", "line 1"]),
+    ("nan minutes", _bad(make_runs(), "human_minutes", 5, float("nan")), {}, ["human_minutes", "finite", "line 6"]),
+    ("text minutes", _bad(make_runs(), "human_minutes", 2, "ten"), {}, ["human_minutes", "'ten'", "line 3"]),
+    ("score one half", _bad(make_runs(), "score_binarized", 7, 0.5), {}, ["score_binarized", "0 or 1", "0.5", "line 8"]),
+    ("score yes", _bad(make_runs(), "score_binarized", 1, "yes"), {}, ["score_binarized", "'yes'", "line 2"]),
+    ("duplicate run id", _bad(make_runs(), "run_id", 4, "a0-t0-0"), {}, ["run_id must be unique", "a0-t0-0", "lines 1, 5"]),
+    ("empty agent", _bad(make_runs(), "alias", 2, " "), {}, ["alias", "non-empty", "line 3"]),
+    ("task in two families", _bad(make_runs(), "task_family", 0, "famX"), {}, ["one task_family", "fam0/task0"]),
+    ("inconsistent minutes", _bad(make_runs(), "human_minutes", 1, 100.0), {}, ["same for every run", "fam0/task0", "factor 2"]),
+    ("unknown agent filter", make_runs(), {"include_agents": ["agent9"]}, ["--agents", "agent9", "agent0"]),
+    ("agent loses all runs", make_runs(), {"include_agents": ["agent0"], "task_sources": ["src9"]}, ["--task-sources", "src9"]),
+    ("agent with no runs after filtering", make_runs(),
+     {"include_agents": ["agent0", "agent1"], "exclude_agents": ["agent1"]}, ["agent1", "no runs left after filtering"]),
+    ("nothing left", make_runs(), {"exclude_agents": ["agent0", "agent1", "agent2"]}, ["no runs are left"]),
+    ("weights column absent", make_runs().drop(columns="equal_task_weight"), {"weights": "equal"}, ["equal_task_weight"]),
+]
+
+
+@pytest.mark.parametrize("case, rows, options, fragments", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_rejected_with_a_specific_message(write_runs, case, rows, options, fragments):
+    path = write_runs(rows)
+    with pytest.raises(DataError) as info:
+        load_runs(path, **options)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{case}: {fragment!r} not in {message!r}"
+
+
+@pytest.mark.parametrize("lines, fragment", [
+    ([], "empty"),
+    (['{"task_id": "a", "task_family": "f", "alias": "x", "human_minutes": 1, "score_bin'], "line 1: not valid JSON"),
+    (['[1, 2]'], "expected a JSON object"),
+], ids=["empty file", "truncated line", "not an object"])
+def test_unreadable_jsonl_names_the_line(write_runs, lines, fragment):
+    with pytest.raises(DataError, match=fragment):
+        load_runs(write_runs(lines))
+
+
+def test_empty_csv_and_header_only_csv(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="empty"):
+        load_runs(empty)
+    header = tmp_path / "header.csv"
+    header.write_text("task_id,task_family,alias,human_minutes,score_binarized\n")
+    with pytest.raises(DataError, match="no runs"):
+        load_runs(header)
+
+
+def test_unknown_file_type_and_missing_file(tmp_path):
+    with pytest.raises(DataError, match="no such run file"):
+        load_runs(tmp_path / "absent.jsonl")
+    other = tmp_path / "runs.parquet"
+    other.write_text("x")
+    with pytest.raises(DataError, match="unknown run-file type"):
+        load_runs(other)

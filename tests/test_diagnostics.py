@@ -1,0 +1,40 @@
+"""Diagnostics verdicts on synthetic draws with known pathologies."""
+
+from __future__ import annotations
+
+import arviz_base as azb
+import numpy as np
+
+from horizon_zoo.diagnostics import diagnose
+
+
+def fake_fit(offset: float = 0.0, divergent: int = 0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    chains, draws = 4, 1000
+    mu = rng.normal(size=(chains, draws)) + offset * np.arange(chains)[:, None]
+    energy = rng.normal(size=(chains, draws))
+    diverging = np.zeros((chains, draws), dtype=bool)
+    diverging.flat[:divergent] = True
+    return azb.from_dict({
+        "posterior": {"mu": mu},
+        "sample_stats": {"energy": energy, "diverging": diverging, "tree_depth": np.full((chains, draws), 3)},
+    })
+
+
+def test_independent_chains_pass():
+    d = diagnose(fake_fit(), ["mu"], max_treedepth=10)
+    assert d.verdict == "pass", d.problems
+    assert d.max_rhat < 1.01 and d.divergences == 0
+
+
+def test_separated_chains_fail_on_rhat():
+    d = diagnose(fake_fit(offset=2.0), ["mu"], max_treedepth=10)
+    assert d.verdict == "fail" and d.max_rhat > 1.1
+    assert any("R-hat" in p for p in d.problems)
+
+
+def test_divergences_fail_and_treedepth_warns():
+    d = diagnose(fake_fit(divergent=3), ["mu"], max_treedepth=10)
+    assert d.verdict == "fail" and d.divergences == 3
+    d = diagnose(fake_fit(), ["mu"], max_treedepth=3)
+    assert d.verdict == "warn" and d.treedepth_hits == 4000

@@ -1,0 +1,55 @@
+"""Horizons read off p_curve draws: interpolation, off-grid bounds, tables."""
+
+from __future__ import annotations
+
+import arviz_base as azb
+import numpy as np
+import pytest
+
+from horizon_zoo.contract import default_grid
+from horizon_zoo.horizons import crossing_log_minutes, format_minutes, horizon_table
+
+
+def logistic_curves(h50_log: np.ndarray, slope: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-(slope[..., None] * (grid - h50_log[..., None]))))
+
+
+def test_crossing_is_exact_for_logistic_curves():
+    rng = np.random.default_rng(1)
+    grid = default_grid()
+    h = rng.uniform(grid[5], grid[-5], 500)
+    slope = -rng.uniform(0.3, 3.0, 500)
+    for q in (0.5, 0.8, 0.2):
+        expected = h + np.log(q / (1 - q)) / slope
+        inside = (expected > grid[0]) & (expected < grid[-1])
+        got = crossing_log_minutes(logistic_curves(h, slope, grid), grid, q)
+        np.testing.assert_allclose(got[inside], expected[inside], atol=1e-6)
+
+
+def test_off_grid_horizons_are_infinite_not_clipped():
+    grid = default_grid()
+    curves = np.stack([np.full(len(grid), 0.3), np.full(len(grid), 0.95)])
+    got = crossing_log_minutes(curves, grid, 0.5)
+    assert got[0] == -np.inf and got[1] == np.inf
+
+
+def test_horizon_table_reports_quantiles_and_bounds():
+    grid = default_grid()
+    rng = np.random.default_rng(2)
+    chains, draws = 2, 500
+    h = np.stack([rng.normal(np.log(30.0), 0.2, (chains, draws)),           # ~30 min
+                  np.full((chains, draws), grid[-1] + 5.0)], axis=-1)         # beyond a month
+    p = logistic_curves(h, np.full_like(h, -1.0), grid)
+    dt = azb.from_dict({"posterior": {"p_curve": p}}, coords={"agent": ["a", "b"], "grid": np.exp(grid)},
+                       dims={"p_curve": ["agent", "grid"]})
+    table = horizon_table(dt, qs=[0.5]).set_index("agent")
+    assert table.loc["a", "median_min"] == pytest.approx(30.0, rel=0.05)
+    sd = np.exp(h[..., 0]).std()
+    assert abs(table.loc["a", "median_min"] - np.median(np.exp(h[..., 0]))) < 0.1 * sd
+    assert table.loc["b", "above_grid"] == 1.0
+    assert table.loc["b", "horizon"].startswith("> 30 days")
+
+
+@pytest.mark.parametrize("minutes, text", [(0.5, "30 s"), (12.0, "12 min"), (90.0, "1.5 h"), (4320.0, "3 days")])
+def test_format_minutes(minutes, text):
+    assert format_minutes(minutes) == text

@@ -1,0 +1,42 @@
+"""Parameter recovery of every zoo model on data simulated from the model itself (compiles Stan).
+
+Truth is one draw from the model's prior (sampled by the same program with all cell weights 0),
+data are that draw's replicated successes. Each true value should fall inside its central 95%
+posterior interval; with a few dozen parameters about 1 in 20 may fall outside by chance, so
+the test requires every value inside the 99.9% interval and at least 90% inside the 95% one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from horizon_zoo.backends import SamplerSettings
+from horizon_zoo.data import load_runs
+from horizon_zoo.fit import fit_model
+from horizon_zoo.registry import discover
+from horizon_zoo.simulate import draw_from_prior
+from tests.conftest import small_default
+
+ZOO = discover()
+
+
+@pytest.mark.stan
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_parameters_are_recovered(name):
+    model = ZOO[name]
+    design = load_runs(small_default(n_agents=6, n_tasks=40), source="recovery design")
+    truth, simulated = draw_from_prior(model, design, seed=101)
+    fit = fit_model(model, simulated, settings=SamplerSettings(chains=4, warmup=500, draws=500, seed=5),
+                    progress=False)
+    assert fit.diagnostics.divergences == 0
+    inside95, total = 0, 0
+    for param, true_value in truth.items():
+        draws = fit.idata["posterior"][param].values
+        draws = draws.reshape(-1, *draws.shape[2:])
+        lo95, hi95 = np.quantile(draws, [0.025, 0.975], axis=0)
+        lo999, hi999 = np.quantile(draws, [0.0005, 0.9995], axis=0)
+        assert np.all((lo999 <= true_value) & (true_value <= hi999)), (param, true_value, lo999, hi999)
+        inside95 += int(np.sum((lo95 <= true_value) & (true_value <= hi95)))
+        total += np.size(true_value)
+    assert inside95 >= 0.9 * total, f"{inside95}/{total} true values inside 95% intervals"

@@ -1,0 +1,68 @@
+"""Model discovery, header validation and zoo integrity."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from horizon_zoo.errors import ModelError
+from horizon_zoo.registry import discover, load_model, resolve
+from tests.conftest import REPO
+
+ZOO = REPO / "stan_models"
+
+
+def test_discovery_is_by_file_name_and_headers_are_valid():
+    zoo = discover()
+    assert {"logistic", "constant_hazard", "bradley_terry"} <= set(zoo)
+    assert set(zoo) == {p.stem for p in ZOO.glob("*.stan")}
+    for name, model in zoo.items():
+        assert model.header["name"] == name
+        assert isinstance(model.header["keywords"], list)
+        assert set(model.parameter_dims) == set(model.info["parameters"])
+
+
+def test_no_two_models_share_code():
+    codes = [m.code for m in discover().values()]
+    assert len(set(codes)) == len(codes)
+
+
+def test_parameter_count_formula():
+    assert resolve("logistic").parameter_count() == "2A"
+    assert resolve("bradley_terry").parameter_count() == "A"
+
+
+def test_a_new_model_file_appears_in_the_zoo(tmp_path):
+    shutil.copy(ZOO / "logistic.stan", tmp_path / "logistic.stan")
+    code = (ZOO / "bradley_terry.stan").read_text().replace("name: bradley_terry", "name: my_model")
+    (tmp_path / "my_model.stan").write_text(code)
+    assert set(discover(tmp_path)) == {"logistic", "my_model"}
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda c: c[c.index("--- */") + 6:], "no header block"),
+    (lambda c: c.replace("name: logistic", "name: other"), "differs from the file name"),
+    (lambda c: c.replace("keywords: [logistic, metr, per-agent]", "keywords: logistic"), "'keywords' must be a list"),
+    (lambda c: c.replace("  beta[agent]:", "  slope[agent]:"), "does not document beta"),
+    (lambda c: c.replace("  beta: >-", "  gamma: >-"), "does not state the prior of beta"),
+    (lambda c: c.replace("alpha ~ normal(0, 2.5);", "alpha ~ normal(0, 2.5)"), "does not compile"),
+    (lambda c: c.replace("title: METR", "titel: METR"), "missing 'title'"),
+], ids=["no header", "name mismatch", "keywords string", "undocumented parameter", "missing prior",
+        "syntax error", "missing title"])
+def test_invalid_models_are_rejected_precisely(tmp_path, edit, fragment):
+    path = tmp_path / "logistic.stan"
+    path.write_text(edit((ZOO / "logistic.stan").read_text()))
+    with pytest.raises(ModelError, match=fragment):
+        load_model(path)
+
+
+def test_unknown_model_name_lists_the_zoo():
+    with pytest.raises(ModelError, match="known models: .*logistic"):
+        resolve("no_such_model")
+
+
+def test_stan_models_readme_lists_every_model():
+    readme = (ZOO / "README.md").read_text()
+    for name in discover():
+        assert f"| `{name}` |" in readme, f"{name} missing from stan_models/README.md"
