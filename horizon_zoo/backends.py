@@ -205,15 +205,17 @@ def _sample_pystan(
     if not cached:
         _say(f"compiling {model.name} with PyStan (first time only, about a minute)", progress)
     start = time.perf_counter()
-    quiet = contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO())
     try:
         # The C++ compiler writes pages of warnings straight to file descriptor 2.
         with _captured_fd2() as compiler_log, contextlib.redirect_stderr(io.StringIO()):
             posterior = stan.build(model.code, data=_jsonable(data), random_seed=settings.seed)
     except Exception as exc:  # PyStan raises ValueError/RuntimeError with the compiler output
-        tail = "\n".join(compiler_log.read_text(errors="replace").splitlines()[-20:])
+        tail = "\n".join(compiler_log[0].splitlines()[-20:])
         raise BackendError(f"PyStan could not build {model.name}: {exc}\n{tail}".rstrip()) from None
     compiled = time.perf_counter()
+    # PyStan prints its progress bar, then every informational message of every chain; keep the
+    # bar and send the messages to the debug log.
+    quiet = _ProgressOnly() if progress else contextlib.redirect_stderr(io.StringIO())
     kwargs: dict[str, Any] = {"num_chains": settings.chains, "num_samples": settings.draws}
     if inits is not None:
         kwargs["init"] = [_jsonable(i) for i in inits]
@@ -370,25 +372,64 @@ def _version(package: str) -> str:
         return "unknown"
 
 
+class _ProgressOnly(contextlib.AbstractContextManager["_ProgressOnly"], io.TextIOBase):
+    """A stderr stand-in that passes PyStan's progress bar and holds back its chain messages."""
+
+    MARKER = "Messages received during sampling"
+
+    def __init__(self) -> None:
+        self._target = sys.stderr
+        self._muted = False
+        self._held: list[str] = []
+
+    def __enter__(self) -> "_ProgressOnly":
+        self._target = sys.stderr
+        sys.stderr = self  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stderr = self._target
+        if self._held:
+            log.debug("PyStan messages:\n%s", "".join(self._held))
+
+    def write(self, text: str) -> int:
+        if self.MARKER in text:
+            self._muted = True
+        if self._muted:
+            self._held.append(text)
+        else:
+            self._target.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def isatty(self) -> bool:
+        return self._target.isatty()
+
+
 @contextlib.contextmanager
-def _captured_fd2() -> Iterator[Path]:
-    """Send file descriptor 2 (C++ compiler output) to a temporary file while the block runs."""
-    with tempfile.NamedTemporaryFile(prefix="horizon-zoo-build-", suffix=".log", delete=False) as log:
-        path = Path(log.name)
+def _captured_fd2() -> Iterator[list[str]]:
+    """Send file descriptor 2 (C++ compiler output) to a temporary file while the block runs.
+
+    Yields a one-element list that holds the captured text once the block has ended.
+    """
+    with tempfile.NamedTemporaryFile(prefix="horizon-zoo-build-", suffix=".log", delete=False) as tmp:
+        path = Path(tmp.name)
+    captured = [""]
     sys.stderr.flush()
     saved = os.dup(2)
     try:
         with path.open("wb") as sink:
             os.dup2(sink.fileno(), 2)
             try:
-                yield path
+                yield captured
             finally:
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
-        with contextlib.suppress(OSError):
-            if os.environ.get("HORIZON_ZOO_KEEP_BUILD_LOG") is None:
-                path.unlink()
+        captured[0] = path.read_text(errors="replace")
+        path.unlink(missing_ok=True)
 
 
 def _say(message: str, enabled: bool) -> None:

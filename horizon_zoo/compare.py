@@ -7,6 +7,7 @@ PSIS estimate is unreliable.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import arviz_stats as azs
@@ -18,8 +19,30 @@ HIGH_K = 0.7
 
 
 def loo(idata: xr.DataTree) -> azs.ELPDData:
-    """Pointwise PSIS-LOO of one fit (log likelihood variable ``log_lik``)."""
-    return azs.loo(idata, pointwise=True, var_name="log_lik")
+    """Pointwise PSIS-LOO of one fit (log likelihood variable ``log_lik``).
+
+    Cells whose log likelihood is identical in every draw (a model certain of the outcome, e.g.
+    log p = 0 exactly) make ArviZ's Pareto fit fail ("All tail values are the same"), yet their
+    leave-one-out value is exact: the log likelihood itself, with uniform importance weights.
+    They are taken out of PSIS and added back with that value and Pareto k = 0.
+    """
+    ll = idata["log_likelihood"].to_dataset()["log_lik"]
+    spread = (ll.max(("chain", "draw")) - ll.min(("chain", "draw"))).values
+    constant = spread == 0
+    if not constant.any():
+        return azs.loo(idata, pointwise=True, var_name="log_lik")
+    varying = idata.isel(cell=np.flatnonzero(~constant))
+    result = azs.loo(varying, pointwise=True, var_name="log_lik")
+    elpd_i = ll.isel(chain=0, draw=0, drop=True).copy()
+    elpd_i[~constant] = result.elpd_i.values
+    pareto_k = xr.zeros_like(elpd_i)
+    pareto_k[~constant] = result.pareto_k.values
+    n = elpd_i.size
+    result.elpd_i, result.pareto_k = elpd_i, pareto_k
+    result.elpd = float(elpd_i.sum())
+    result.se = float(np.sqrt(n * np.var(elpd_i.values)))
+    result.n_data_points = n
+    return result
 
 
 def loo_compare(fits: Mapping[str, xr.DataTree]) -> pd.DataFrame:
@@ -32,7 +55,10 @@ def loo_compare(fits: Mapping[str, xr.DataTree]) -> pd.DataFrame:
     """
     if not fits:
         raise ValueError("no fits to compare")
-    loos = {name: loo(dt) for name, dt in fits.items()}
+    with warnings.catch_warnings():
+        # ArviZ warns once per model about high Pareto k; the table counts them instead.
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        loos = {name: loo(dt) for name, dt in fits.items()}
     if len(loos) == 1:
         (name, single), = loos.items()
         table = pd.DataFrame({"rank": [0], "elpd": [single.elpd], "p": [single.p], "elpd_diff": [0.0],

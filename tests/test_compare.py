@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import arviz_base as azb
 import numpy as np
+import pytest
 from scipy import stats
 
 from horizon_zoo.compare import loo_compare
@@ -32,3 +33,20 @@ def test_the_true_model_ranks_first_with_standard_errors():
     assert abs(table["weight"].sum() - 1) < 1e-6
     assert table["n_high_k"].tolist() == [0, 0]
     assert set(table.columns) >= {"elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "n_high_k"}
+
+
+def test_cells_with_constant_log_likelihood_get_their_exact_loo_value():
+    rng = np.random.default_rng(3)
+    true_p = rng.uniform(0.2, 0.8, 100)
+    y = rng.binomial(8, true_p)
+    fit = fake_loglik_fit(true_p, true_p, y, 8, 1)
+    ll = fit["log_likelihood"]["log_lik"].values.copy()
+    ll[..., :5] = 0.0  # a model certain of these cells' outcome, e.g. log p = 0 exactly
+    fit["log_likelihood"] = fit["log_likelihood"].to_dataset().assign(log_lik=(("chain", "draw", "cell"), ll))
+    from horizon_zoo.compare import loo
+
+    result = loo(fit)
+    assert result.n_data_points == 100
+    np.testing.assert_array_equal(result.elpd_i.values[:5], 0.0)
+    assert result.elpd == pytest.approx(float(result.elpd_i.sum()))
+    assert loo_compare({"a": fit, "b": fake_loglik_fit(true_p, np.full(100, 0.5), y, 8, 2)}).loc[0, "model"] == "a"

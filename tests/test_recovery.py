@@ -2,14 +2,16 @@
 
 Truth is one draw from the model's prior (sampled by the same program with all cell weights 0),
 data are that draw's replicated successes. Each true value should fall inside its central 95%
-posterior interval; with a few dozen parameters about 1 in 20 may fall outside by chance, so
-the test requires every value inside the 99.9% interval and at least 90% inside the 95% one.
+posterior interval, but 1 in 20 falls outside by chance, so the test allows as many misses as a
+Binomial(n, 0.05) exceeds only with probability 0.001, and requires every value inside its 99.9%
+interval. Prior draws can be extreme (an agent that never fails), so adapt_delta is 0.9.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from horizon_zoo.backends import SamplerSettings
 from horizon_zoo.data import load_runs
@@ -27,7 +29,7 @@ def test_parameters_are_recovered(name):
     model = ZOO[name]
     design = load_runs(small_default(n_agents=6, n_tasks=40), source="recovery design")
     truth, simulated = draw_from_prior(model, design, seed=101)
-    fit = fit_model(model, simulated, settings=SamplerSettings(chains=4, warmup=500, draws=500, seed=5),
+    fit = fit_model(model, simulated, settings=SamplerSettings(chains=4, warmup=500, draws=500, seed=5, adapt_delta=0.9),
                     progress=False)
     assert fit.diagnostics.divergences == 0
     inside95, total = 0, 0
@@ -39,4 +41,5 @@ def test_parameters_are_recovered(name):
         assert np.all((lo999 <= true_value) & (true_value <= hi999)), (param, true_value, lo999, hi999)
         inside95 += int(np.sum((lo95 <= true_value) & (true_value <= hi95)))
         total += np.size(true_value)
-    assert inside95 >= 0.9 * total, f"{inside95}/{total} true values inside 95% intervals"
+    allowed_misses = stats.binom.ppf(0.999, total, 0.05)
+    assert total - inside95 <= allowed_misses, f"{inside95}/{total} true values inside 95% intervals"

@@ -1,0 +1,75 @@
+"""The command line: help, list-models, and clean failures on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from horizon_zoo.cli import main
+from tests.conftest import REPO
+from tests.test_data import BAD_INPUTS
+
+
+@pytest.mark.parametrize("command", ["compare", "fit", "list-models"])
+def test_help_explains_every_command(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "exit codes" in out
+    if command != "list-models":
+        assert "--runs" in out and "--backend" in out and "--seed" in out
+
+
+def test_list_models_prints_name_hypothesis_and_parameter_count(capsys):
+    assert main(["list-models"]) == 0
+    out = capsys.readouterr().out
+    assert "logistic" in out and "2A" in out and "bradley_terry" in out
+
+
+_OPTIONS = {"include_agents": "--agents", "exclude_agents": "--exclude-agents",
+            "task_sources": "--task-sources", "families": "--families", "weights": "--weights"}
+
+
+def _cli_args(options: dict) -> list[str]:
+    args = []
+    for key, value in options.items():
+        args += [_OPTIONS[key], ",".join(value) if isinstance(value, list) else value]
+    return args
+
+
+@pytest.mark.parametrize("case, rows, options, fragments", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_exits_2_with_the_message_and_writes_nothing(case, rows, options, fragments, write_runs,
+                                                                 tmp_path, capsys):
+    path = write_runs(rows)
+    runs_root = tmp_path / "runs-root"
+    code = main(["fit", "--model", "logistic", "--runs", str(path), "--runs-root", str(runs_root),
+                 *_cli_args(options)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("horizon-zoo: error: ")
+    for fragment in fragments:
+        assert fragment in err
+    assert "Traceback" not in err
+    assert not runs_root.exists(), "nothing may be written for rejected input"
+
+
+def test_a_real_process_shows_no_traceback(write_runs):
+    path = write_runs(['{"task_id": "t", "task_family": "f", "alias": "a", "human_minutes": -1, "score_binarized": 1}'])
+    result = subprocess.run([sys.executable, "-m", "horizon_zoo.cli", "compare", "--runs", str(path)],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 2
+    assert "human_minutes" in result.stderr and "line 1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_model_exits_3(capsys):
+    assert main(["fit", "--model", "no_such_model"]) == 3
+    assert "no model named 'no_such_model'" in capsys.readouterr().err
+
+
+def test_bad_sampler_setting_exits_2(capsys):
+    assert main(["fit", "--model", "logistic", "--adapt-delta", "1.5"]) == 2
+    assert "adapt_delta" in capsys.readouterr().err

@@ -1,0 +1,56 @@
+"""The main job end to end through the CLI (compiles Stan), and on the real datasets (opt-in)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from horizon_zoo.cli import main
+from horizon_zoo.fit import load_fit
+from tests.conftest import SHARED_DATA, small_default
+
+
+@pytest.mark.stan
+def test_compare_writes_a_complete_run_directory(tmp_path, capsys):
+    runs = tmp_path / "runs.csv"
+    small_default(n_agents=4, n_tasks=30).to_csv(runs, index=False)
+    out = tmp_path / "run"
+    code = main(["compare", "--runs", str(runs), "--chains", "2", "--warmup", "300", "--draws", "300",
+                 "--out", str(out), "--q", "50,80"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "PSIS-LOO comparison" in printed and "Run directory" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    zoo = set(manifest["models"])
+    assert zoo >= {"logistic", "constant_hazard", "bradley_terry"} and set(manifest["completed"]) == zoo
+    loo = pd.read_csv(out / "tables" / "loo.csv")
+    assert set(loo["model"]) == zoo and loo["elpd_loo"].is_monotonic_decreasing
+    horizons = pd.read_csv(out / "tables" / "horizons.csv")
+    assert len(horizons) == len(zoo) * 4 * 2  # models x agents x q (marginal curves only)
+    assert (horizons["lo95_min"] <= horizons["median_min"]).all()
+    assert (horizons["median_min"] <= horizons["hi95_min"]).all()
+    diagnostics = pd.read_csv(out / "tables" / "diagnostics.csv")
+    assert set(diagnostics["verdict"]) <= {"pass", "warn", "fail"}
+    for name in zoo:
+        idata, info = load_fit(out / "fits" / f"{name}.nc")
+        assert info["model"] == name and "log_lik" in idata["log_likelihood"]
+    assert (out / "summary.md").read_text().startswith("# horizon-zoo compare")
+    assert not list(out.rglob("*.part")), "no temporary files may remain"
+
+
+REAL = [SHARED_DATA / "metr-early" / "all_runs.jsonl", SHARED_DATA / "cyber-horizons" / "all_runs.jsonl"]
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("path", REAL, ids=["metr-early", "cyber-horizons"])
+def test_every_model_converges_on_real_data(path, tmp_path, capsys):
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    out = tmp_path / "run"
+    assert main(["compare", "--runs", str(path), "--out", str(out)]) == 0
+    diagnostics = pd.read_csv(out / "tables" / "diagnostics.csv")
+    assert (diagnostics["max_rhat"] < 1.01).all(), diagnostics
+    assert (diagnostics["divergences"] == 0).all(), diagnostics
