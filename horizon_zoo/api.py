@@ -105,6 +105,7 @@ def compare(
     write: bool = True,
     progress: bool = True,
     command: str | None = None,
+    run_name: str = "compare",
 ) -> CompareResult:
     """Fit every selected model and compare them: LOO table, horizons and diagnostics.
 
@@ -118,9 +119,11 @@ def compare(
         Sampler settings and Stan backend (``auto``, ``cmdstanpy`` or ``pystan``).
     qs
         Success probabilities for the horizon table.
-    out, runs_root, write
-        Run directory (``out``), or a new ``<runs_root>/<timestamp>-compare``; ``write=False``
-        keeps everything in memory.
+    out, runs_root, write, run_name
+        Run directory (``out``), or a new ``<runs_root>/<timestamp>-<run_name>``;
+        ``write=False`` keeps everything in memory.
+    progress, command
+        Show progress on stderr; the command line recorded in ``manifest.json``.
     """
     settings = settings or SamplerSettings()
     backend = resolve_backend(backend)
@@ -128,7 +131,7 @@ def compare(
     for warning in data.warnings:
         log.warning(warning)
     zoo = select_models(models, models_dir)
-    run_dir = new_run_dir("compare", runs_root, out) if write else None
+    run_dir = new_run_dir(run_name, runs_root, out) if write else None
     manifest = _manifest(command, data, zoo, settings, backend)
     if run_dir:
         _write_data_summary(data, run_dir)
@@ -167,7 +170,7 @@ def compare(
     diagnostics = diagnostics_table(fits)
     result = CompareResult(run_dir, data, fits, loo_table, horizons, diagnostics, failed)
     if run_dir:
-        _write_tables(result, qs)
+        _write_tables(result, run_name, manifest["command"])
         _write_manifest(run_dir, {**manifest, "status": "complete", "completed": sorted(fits),
                                   "failed": failed, "finished": _now()})
     return result
@@ -186,7 +189,7 @@ def diagnostics_table(fits: dict[str, Fit]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _write_tables(result: CompareResult, qs: Sequence[float]) -> None:
+def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
     assert result.run_dir is not None
     tables = result.run_dir / "tables"
     write_table(result.loo, tables, "loo")
@@ -200,7 +203,7 @@ def _write_tables(result: CompareResult, qs: Sequence[float]) -> None:
 
     loo_cols = ["model", "rank", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "n_high_k"]
     summary = [
-        "# horizon-zoo compare", "",
+        f"# horizon-zoo {run_name}", "", f"Command: `{command}`", "",
         f"Data: {result.data.source}: {len(result.data.runs)} runs, {len(result.data.agents)} agents, "
         f"{len(result.data.tasks)} tasks, {len(result.data.families)} families.", "",
         "## PSIS-LOO over (agent, task) cells", "", markdown_table(result.loo[loo_cols]),

@@ -138,9 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HorizonZooError as exc:
         print(f"horizon-zoo: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except ValueError as exc:  # settings validation (e.g. adapt_delta outside (0, 1))
-        print(f"horizon-zoo: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("horizon-zoo: interrupted; completed fits are kept in the run directory.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -151,8 +148,11 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
     if args.command == "list-models":
         return _list_models(args)
-    settings = SamplerSettings(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
-                               adapt_delta=args.adapt_delta, max_treedepth=args.max_treedepth)
+    try:
+        settings = SamplerSettings(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
+                                   adapt_delta=args.adapt_delta, max_treedepth=args.max_treedepth)
+    except ValueError as exc:
+        raise HorizonZooError(f"invalid sampler setting: {exc}") from None
     data = api.load(args.runs, agents=args.agents, exclude_agents=args.exclude_agents,
                     task_sources=args.task_sources, families=args.families, weights=args.weights,
                     max_minutes_ratio=args.max_minutes_ratio)
@@ -160,7 +160,7 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     models = args.models if args.command == "compare" else [args.model]
     result = api.compare(data, models=models, models_dir=args.models_dir, settings=settings,
                          backend=args.backend, qs=args.q, out=args.out, runs_root=args.runs_root,
-                         progress=not args.quiet, command=command)
+                         progress=not args.quiet, command=command, run_name=args.command)
     _print_result(result)
     failed_diagnostics = [n for n, f in result.fits.items() if f.diagnostics.verdict == "fail"]
     if args.strict and (failed_diagnostics or result.failed):

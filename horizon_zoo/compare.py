@@ -14,26 +14,32 @@ import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.special import logsumexp
 
 HIGH_K = 0.7
+# Log-likelihood spread across draws below which a cell's importance weights count as uniform.
+CONSTANT_SPREAD = 1e-9
 
 
 def loo(idata: xr.DataTree) -> azs.ELPDData:
     """Pointwise PSIS-LOO of one fit (log likelihood variable ``log_lik``).
 
-    Cells whose log likelihood is identical in every draw (a model certain of the outcome, e.g.
-    log p = 0 exactly) make ArviZ's Pareto fit fail ("All tail values are the same"), yet their
-    leave-one-out value is exact: the log likelihood itself, with uniform importance weights.
-    They are taken out of PSIS and added back with that value and Pareto k = 0.
+    Cells whose log likelihood is (nearly) the same in every draw, as when a model is certain of
+    the outcome (log p = 0, or -1e-310), make ArviZ's Pareto fit fail ("All tail values are the
+    same"), yet their importance weights are uniform to within ``CONSTANT_SPREAD``, so plain
+    importance sampling is exact: elpd_i = -log mean exp(-log_lik). They are taken out of PSIS
+    and added back with that value and Pareto k = 0.
     """
     ll = idata["log_likelihood"].to_dataset()["log_lik"]
     spread = (ll.max(("chain", "draw")) - ll.min(("chain", "draw"))).values
-    constant = spread == 0
+    constant = spread < CONSTANT_SPREAD
     if not constant.any():
         return azs.loo(idata, pointwise=True, var_name="log_lik")
     varying = idata.isel(cell=np.flatnonzero(~constant))
     result = azs.loo(varying, pointwise=True, var_name="log_lik")
+    flat = ll.values.reshape(-1, ll.shape[-1])
     elpd_i = ll.isel(chain=0, draw=0, drop=True).copy()
+    elpd_i[:] = -(logsumexp(-flat, axis=0) - np.log(flat.shape[0]))
     elpd_i[~constant] = result.elpd_i.values
     pareto_k = xr.zeros_like(elpd_i)
     pareto_k[~constant] = result.pareto_k.values

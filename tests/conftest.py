@@ -16,6 +16,20 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--real-data", action="store_true",
+                     help="also run the full-length fits on ../shared/data (several minutes)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--real-data"):
+        return
+    skip = pytest.mark.skip(reason="full-length real-data fit: pass --real-data")
+    for item in items:
+        if "real_data" in item.keywords:
+            item.add_marker(skip)
+
+
 def make_runs(n_agents: int = 3, n_tasks: int = 6, runs_per_cell: int = 2, seed: int = 0) -> pd.DataFrame:
     """A small valid METR-format run table."""
     rng = np.random.default_rng(seed)

@@ -73,3 +73,12 @@ def test_unknown_model_exits_3(capsys):
 def test_bad_sampler_setting_exits_2(capsys):
     assert main(["fit", "--model", "logistic", "--adapt-delta", "1.5"]) == 2
     assert "adapt_delta" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("lines, fragment", [
+    ([], "the file has no runs (it is empty)"),
+    (['{"task_id": "a", "task_family": "f", "alias": "x", "human_minutes": 1, "score_bin'], "line 1: not valid JSON"),
+], ids=["empty file", "truncated line"])
+def test_unreadable_files_exit_2_with_the_line(lines, fragment, write_runs, capsys):
+    assert main(["compare", "--runs", str(write_runs(lines))]) == 2
+    assert fragment in capsys.readouterr().err

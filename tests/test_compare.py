@@ -42,11 +42,13 @@ def test_cells_with_constant_log_likelihood_get_their_exact_loo_value():
     fit = fake_loglik_fit(true_p, true_p, y, 8, 1)
     ll = fit["log_likelihood"]["log_lik"].values.copy()
     ll[..., :5] = 0.0  # a model certain of these cells' outcome, e.g. log p = 0 exactly
+    ll[..., 5] = -np.abs(rng.normal(0, 1e-310, ll.shape[:2]))  # or a denormal sliver from it
     fit["log_likelihood"] = fit["log_likelihood"].to_dataset().assign(log_lik=(("chain", "draw", "cell"), ll))
     from horizon_zoo.compare import loo
 
     result = loo(fit)
     assert result.n_data_points == 100
     np.testing.assert_array_equal(result.elpd_i.values[:5], 0.0)
+    assert abs(result.elpd_i.values[5]) < 1e-300
     assert result.elpd == pytest.approx(float(result.elpd_i.sum()))
     assert loo_compare({"a": fit, "b": fake_loglik_fit(true_p, np.full(100, 0.5), y, 8, 2)}).loc[0, "model"] == "a"
