@@ -2,7 +2,7 @@
 
 Horizons are read off the contract's ``p_curve`` draws, so they work for every zoo model.  A
 draw whose curve is already below q at the grid's shortest length is *below the grid*, one that
-never falls to q is *above the grid*; both are kept as -inf / +inf so that quantiles stay honest
+never falls to q is *above the grid*; both are kept (as 0 / +inf minutes) so that quantiles stay honest
 and tables print bounds ("< 1 s", "> 30 days") instead of clipped numbers.
 """
 
@@ -43,7 +43,10 @@ def crossing_log_minutes(p: np.ndarray, log_grid: np.ndarray, q: float) -> np.nd
 
 
 def horizon_draws(idata: xr.DataTree, q: float, curve: str = "p_curve") -> xr.DataArray:
-    """Horizon in minutes per (chain, draw, agent) for success probability ``q``."""
+    """Horizon in minutes per (chain, draw, agent) for success probability ``q``.
+
+    0 marks a draw below the grid (shorter than its first point), +inf one above it.
+    """
     post = idata["posterior"].to_dataset()
     if curve not in post:
         raise KeyError(f"the fit has no '{curve}' in its posterior")
@@ -76,7 +79,7 @@ def horizon_table(idata: xr.DataTree, qs: Sequence[float] = DEFAULT_QS) -> pd.Da
                     "curve": label, "agent": str(agent), "q": q,
                     "median_min": med, "lo95_min": lo95, "hi95_min": hi95,
                     "lo50_min": lo50, "hi50_min": hi50,
-                    "below_grid": float(np.mean(np.isneginf(flat[:, i]))),
+                    "below_grid": float(np.mean(flat[:, i] <= 0)),
                     "above_grid": float(np.mean(np.isposinf(flat[:, i]))),
                     "horizon": f"{format_minutes(med, grid)} [{format_minutes(lo95, grid)}, "
                                f"{format_minutes(hi95, grid)}]",
@@ -94,7 +97,7 @@ def wide_horizon_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def format_minutes(minutes: float, grid: np.ndarray | None = None) -> str:
     """Human-readable length: seconds, minutes, hours or days; bounds for off-grid values."""
-    if np.isneginf(minutes):
+    if np.isneginf(minutes) or minutes <= 0:  # horizon_draws marks below-grid draws with 0
         return "< " + (format_minutes(float(grid[0])) if grid is not None else "grid")
     if np.isposinf(minutes):
         return "> " + (format_minutes(float(grid[-1])) if grid is not None else "grid")

@@ -38,9 +38,10 @@ def test_horizon_table_reports_quantiles_and_bounds():
     rng = np.random.default_rng(2)
     chains, draws = 2, 500
     h = np.stack([rng.normal(np.log(30.0), 0.2, (chains, draws)),           # ~30 min
-                  np.full((chains, draws), grid[-1] + 5.0)], axis=-1)         # beyond a month
+                  np.full((chains, draws), grid[-1] + 5.0),                   # beyond a month
+                  np.full((chains, draws), grid[0] - 5.0)], axis=-1)          # below a second
     p = logistic_curves(h, np.full_like(h, -1.0), grid)
-    dt = azb.from_dict({"posterior": {"p_curve": p}}, coords={"agent": ["a", "b"], "grid": np.exp(grid)},
+    dt = azb.from_dict({"posterior": {"p_curve": p}}, coords={"agent": ["a", "b", "c"], "grid": np.exp(grid)},
                        dims={"p_curve": ["agent", "grid"]})
     table = horizon_table(dt, qs=[0.5]).set_index("agent")
     assert table.loc["a", "median_min"] == pytest.approx(30.0, rel=0.05)
@@ -48,6 +49,8 @@ def test_horizon_table_reports_quantiles_and_bounds():
     assert abs(table.loc["a", "median_min"] - np.median(np.exp(h[..., 0]))) < 0.1 * sd
     assert table.loc["b", "above_grid"] == 1.0
     assert table.loc["b", "horizon"].startswith("> 30 days")
+    assert table.loc["c", "below_grid"] == 1.0 and table.loc["c", "above_grid"] == 0.0
+    assert table.loc["c", "horizon"] == "< 1 s [< 1 s, < 1 s]"
 
 
 @pytest.mark.parametrize("minutes, text", [(0.5, "30 s"), (12.0, "12 min"), (90.0, "1.5 h"), (4320.0, "3 days")])
