@@ -120,6 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampler_options(p)
     _add_output_options(p)
 
+    p = sub.add_parser("simulate", help="simulate runs from a zoo model (prior draw or given values)",
+                       description="Simulate successes from any zoo model on the design (agents, tasks, "
+                                   "runs per cell) of --runs or of the embedded default dataset, at "
+                                   "parameter values drawn from the model's prior or given with --values. "
+                                   "Writes METR-format runs (JSONL) and the true values (JSON).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, metavar="NAME|PATH.stan", help="zoo model name or .stan path")
+    p.add_argument("--values", type=Path, metavar="FILE.json",
+                   help="parameter values as JSON {name: number or list}; default: one draw from the prior")
+    p.add_argument("--output", type=Path, required=True, metavar="FILE.jsonl", help="where to write the runs")
+    p.add_argument("--seed", type=int, default=SamplerSettings().seed, help="random seed (default: %(default)s)")
+    p.add_argument("--backend", choices=["auto", "cmdstanpy", "pystan"], default="auto", help="Stan backend")
+    p.add_argument("--runs", type=Path, metavar="FILE", help="design to simulate on (default: embedded dataset)")
+
     sub.add_parser("list-models", help="list the zoo: name, hypothesis, free parameters",
                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     return parser
@@ -148,6 +162,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
     if args.command == "list-models":
         return _list_models(args)
+    if args.command == "simulate":
+        return _simulate(args)
     try:
         settings = SamplerSettings(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                                    adapt_delta=args.adapt_delta, max_treedepth=args.max_treedepth)
@@ -187,15 +203,46 @@ def _print_result(result: "api.CompareResult") -> None:  # noqa: F821
         print(f"Run directory: {result.run_dir}  (start with summary.md)")
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from horizon_zoo import api
+    from horizon_zoo.registry import resolve
+    from horizon_zoo.rundir import atomic_write_text
+    from horizon_zoo.simulate import draw_from_prior, runs_table, simulate_at
+
+    model = resolve(args.model, args.models_dir)
+    design = api.load(args.runs)
+    if args.values:
+        try:
+            values = json.loads(args.values.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise HorizonZooError(f"{args.values}: cannot read parameter values as JSON ({exc}).") from None
+        simulated = simulate_at(model, design, values, seed=args.seed, backend=args.backend)
+    else:
+        values, simulated = draw_from_prior(model, design, seed=args.seed, backend=args.backend)
+    table = runs_table(simulated)
+    atomic_write_text(args.output, "".join(json.dumps(r) + "\n" for r in table.to_dict("records")))
+    truth = {k: np.asarray(v).tolist() for k, v in values.items()}
+    truth_path = args.output.with_suffix(".truth.json")
+    atomic_write_text(truth_path, json.dumps({"model": model.name, "seed": args.seed, "agents": list(design.agents),
+                                              "values": truth}, indent=2) + "\n")
+    print(f"wrote {len(table)} runs to {args.output} and the true values to {truth_path}")
+    return 0
+
+
 def _list_models(args: argparse.Namespace) -> int:
     from horizon_zoo.registry import discover
 
     zoo = discover(args.models_dir)
     width = max((len(n) for n in zoo), default=4)
-    print(f"{'name':<{width}}  {'parameters':<12}  hypothesis")
+    pwidth = max((len(m.parameter_count()) for m in zoo.values()), default=10)
+    print(f"{'name':<{width}}  {'parameters':<{pwidth}}  hypothesis")
     for name, model in zoo.items():
         hypothesis = textwrap.shorten(model.hypothesis, 100)
-        print(f"{name:<{width}}  {model.parameter_count():<12}  {hypothesis}")
+        print(f"{name:<{width}}  {model.parameter_count():<{pwidth}}  {hypothesis}")
     print(f"\n{len(zoo)} models in {args.models_dir or 'stan_models/'}; backends available: "
           f"{', '.join(available_backends()) or 'none'}")
     return 0

@@ -107,6 +107,40 @@ def with_successes(run_data: RunData, n_success: np.ndarray, source: str) -> Run
     return replace(run_data, runs=pd.DataFrame(rows), cells=cells, source=source, warnings=())
 
 
+def runs_table(run_data: RunData) -> pd.DataFrame:
+    """Runs in METR's file format (the columns :func:`horizon_zoo.data.load_runs` reads)."""
+    runs = run_data.runs.rename(columns={"agent": "alias", "success": "score_binarized"})
+    columns = ["run_id", "task_id", "task_family", "task_source", "alias", "human_minutes",
+               "human_source", "score_binarized"]
+    return runs[columns]
+
+
+def simulate_at(
+    model: ZooModel,
+    design: RunData,
+    values: dict[str, Any],
+    *,
+    seed: int,
+    backend: str = "auto",
+    progress: bool = False,
+) -> RunData:
+    """Simulate successes on ``design`` from ``model`` at given parameter values.
+
+    ``values`` maps every parameter of the program to a number or a list of the parameter's
+    shape (agents in the design's order). Runs Stan's fixed-parameter sampler, so the data come
+    from the program's own ``y_rep``.
+    """
+    missing = sorted(set(model.info.get("parameters", {})) - set(values))
+    if missing:
+        from horizon_zoo.errors import HorizonZooError
+
+        raise HorizonZooError(f"--values must give every parameter of {model.name}; missing {', '.join(missing)}.")
+    data = stan_data(design)
+    settings = SamplerSettings(chains=1, warmup=0, draws=1, seed=seed)
+    draws = sample(model, data, settings, backend=backend, inits=[values], fixed_param=True, progress=progress)
+    return with_successes(design, draws.variables["y_rep"][0, 0], f"{model.name} at given values (seed {seed})")
+
+
 def draw_from_prior(
     model: ZooModel,
     design: RunData,

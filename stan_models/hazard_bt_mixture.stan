@@ -1,0 +1,75 @@
+/* ---
+name: hazard_bt_mixture
+title: More subtasks and harder subtasks - constant hazard times a Bradley-Terry hardest step
+hypothesis: >-
+  Longer tasks have both more subtasks and harder subtasks. Derivation: a task of m minutes
+  consists of about m/s steps of s minutes; each step fails independently with probability
+  lambda * s, so surviving all steps has probability (1 - lambda s)^(m/s) -> exp(-lambda m).
+  Its hardest step has a difficulty that grows like log m (the maximum of m/s draws from a
+  light-tailed, Gumbel-domain difficulty distribution grows with the log of their number), and
+  the agent clears it with Bradley-Terry probability inv_logit(theta - log m). Success needs
+  both: p = exp(-lambda_a m) * inv_logit(theta_a - ln m). As lambda -> 0 this is
+  bradley_terry; as theta -> infinity it is constant_hazard.
+source: >-
+  Combines the constant-hazard model (Ord 2025, "Is there a Half-Life for the Success Rates of
+  AI Agents?") and the Bradley-Terry / Elo reading of METR's time horizons (arXiv:2503.14499).
+keywords: [hazard, bradley-terry, mixture, subtasks]
+parameters:
+  theta[agent]: "Bradley-Terry ability against the hardest step (natural log minutes)"
+  log_lambda[agent]: "log hazard per minute of the many ordinary steps"
+priors:
+  theta: "normal(2, 4): as in bradley_terry"
+  log_lambda: >-
+    normal(-6, 3): half-life of ~4.6 hours at the centre, so the hardest-step term explains
+    short tasks unless the data ask for a hazard; 95% between 0.7 minutes and 50 days
+--- */
+functions {
+  // logit(p) from log(p), stable for p near 0 and near 1.
+  vector log_p_to_logit(vector log_p) {
+    return log_p - log1m_exp(log_p);
+  }
+}
+data {
+  int<lower=1> N;                             // binomial cells (agent x task)
+  int<lower=1> A;                             // agents
+  int<lower=1> T;                             // tasks
+  int<lower=1> F;                             // task families
+  array[N] int<lower=1, upper=A> agent;       // agent of each cell
+  array[N] int<lower=1, upper=T> task;        // task of each cell
+  array[T] int<lower=1, upper=F> family;      // family of each task
+  vector[T] log_minutes;                      // natural log of human minutes per task
+  array[N] int<lower=1> n_runs;               // runs per cell
+  array[N] int<lower=0> n_success;            // successful runs per cell
+  vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
+  int<lower=1> G;                             // grid points for curves
+  vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+}
+transformed data {
+  // Weighted likelihoods cannot use the vectorised lpmf, so keep the fast path for the default.
+  int is_weighted = min(weight) != 1 || max(weight) != 1;
+}
+parameters {
+  vector[A] theta;
+  vector[A] log_lambda;
+}
+model {
+  vector[N] eta = log_p_to_logit(-exp(log_lambda[agent] + log_minutes[task]) + log_inv_logit(theta[agent] - log_minutes[task]));
+  theta ~ normal(2, 4);
+  log_lambda ~ normal(-6, 3);
+  if (is_weighted) {
+    for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+  } else {
+    target += binomial_logit_lpmf(n_success | n_runs, eta);
+  }
+}
+generated quantities {
+  vector[N] log_lik;
+  array[N] int y_rep;
+  matrix[A, G] p_curve;
+  {
+    vector[N] eta = log_p_to_logit(-exp(log_lambda[agent] + log_minutes[task]) + log_inv_logit(theta[agent] - log_minutes[task]));
+    y_rep = binomial_rng(n_runs, inv_logit(eta));
+    for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+  }
+  for (a in 1:A) p_curve[a] = exp(-exp(log_lambda[a] + log_minutes_grid) + log_inv_logit(theta[a] - log_minutes_grid))';
+}

@@ -1,0 +1,85 @@
+/* ---
+name: weibull
+title: Per-agent Weibull survival in task length, hierarchical over agents
+hypothesis: >-
+  Success is survival to the end of the task with a hazard that changes with elapsed human
+  time: p = exp(-(minutes / scale_a)^k_a). k = 1 is the constant hazard; k < 1 is a decreasing
+  hazard (an agent that survives the start of a task is likely to finish it), which flattens
+  the curve for long tasks. Scales and shapes vary across agents around population means.
+source: >-
+  Weibull survival extension of the constant-hazard ("half-life") model of METR's time
+  horizons (Ord 2025, "Is there a Half-Life for the Success Rates of AI Agents?"), which
+  discusses a decreasing hazard as the alternative.
+keywords: [hazard, weibull, survival, hierarchical]
+parameters:
+  mu_scale: "population mean of log scale (natural log minutes)"
+  tau_scale: "population sd of log scale"
+  z_scale[agent]: "standardised agent log scale (non-centred)"
+  mu_shape: "population mean of log shape"
+  tau_shape: "population sd of log shape"
+  z_shape[agent]: "standardised agent log shape (non-centred)"
+generated:
+  scale[agent]: "Weibull scale in minutes (success probability exp(-1) = 0.37 at this length)"
+  shape[agent]: "Weibull shape k (1 = constant hazard, < 1 decreasing hazard)"
+priors:
+  mu_scale: "normal(2, 4): 7 minutes at the centre, 95% between 0.2 s and 3 weeks"
+  tau_scale: "half-normal(0, 3): agents can differ by orders of magnitude"
+  z_scale: "std_normal(): non-centred"
+  mu_shape: "normal(0, 0.5): shape 1 (constant hazard) at the centre, 95% between 0.4 and 2.7"
+  tau_shape: "half-normal(0, 0.5): shapes mostly within a factor 2 across agents"
+  z_shape: "std_normal(): non-centred"
+--- */
+data {
+  int<lower=1> N;                             // binomial cells (agent x task)
+  int<lower=1> A;                             // agents
+  int<lower=1> T;                             // tasks
+  int<lower=1> F;                             // task families
+  array[N] int<lower=1, upper=A> agent;       // agent of each cell
+  array[N] int<lower=1, upper=T> task;        // task of each cell
+  array[T] int<lower=1, upper=F> family;      // family of each task
+  vector[T] log_minutes;                      // natural log of human minutes per task
+  array[N] int<lower=1> n_runs;               // runs per cell
+  array[N] int<lower=0> n_success;            // successful runs per cell
+  vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
+  int<lower=1> G;                             // grid points for curves
+  vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+}
+transformed data {
+  // Weighted likelihoods cannot use the vectorised lpmf, so keep the fast path for the default.
+  int is_weighted = min(weight) != 1 || max(weight) != 1;
+}
+parameters {
+  real mu_scale;
+  real<lower=0> tau_scale;
+  vector[A] z_scale;
+  real mu_shape;
+  real<lower=0> tau_shape;
+  vector[A] z_shape;
+}
+model {
+  vector[N] eta = -exp(exp(mu_shape + tau_shape * z_shape[agent]) .* (log_minutes[task] - mu_scale - tau_scale * z_scale[agent])) - log1m_exp(-exp(exp(mu_shape + tau_shape * z_shape[agent]) .* (log_minutes[task] - mu_scale - tau_scale * z_scale[agent])));
+  mu_scale ~ normal(2, 4);
+  tau_scale ~ normal(0, 3);
+  z_scale ~ std_normal();
+  mu_shape ~ normal(0, 0.5);
+  tau_shape ~ normal(0, 0.5);
+  z_shape ~ std_normal();
+  if (is_weighted) {
+    for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+  } else {
+    target += binomial_logit_lpmf(n_success | n_runs, eta);
+  }
+}
+generated quantities {
+  vector[N] log_lik;
+  array[N] int y_rep;
+  matrix[A, G] p_curve;
+  vector[A] scale = exp(mu_scale + tau_scale * z_scale);
+  vector[A] shape = exp(mu_shape + tau_shape * z_shape);
+  {
+    vector[N] eta = -exp(exp(mu_shape + tau_shape * z_shape[agent]) .* (log_minutes[task] - mu_scale - tau_scale * z_scale[agent])) - log1m_exp(-exp(exp(mu_shape + tau_shape * z_shape[agent]) .* (log_minutes[task] - mu_scale - tau_scale * z_scale[agent])));
+    y_rep = binomial_rng(n_runs, inv_logit(eta));
+    for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+  }
+  for (a in 1:A) p_curve[a] = exp(-exp(shape[a] * (log_minutes_grid - log(scale[a]))))';
+}
