@@ -182,11 +182,27 @@ def sample(
 # --- PyStan ---------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _canonical_executable() -> Iterator[None]:
+    """Let httpstan see the resolved interpreter path while it names a compiled model.
+
+    httpstan hashes ``sys.executable`` into the model name, so ``.venv/bin/python`` (pytest)
+    and ``.venv/bin/python3.12`` (the console script) would compile every program twice.
+    """
+    original = sys.executable
+    sys.executable = os.path.realpath(original)
+    try:
+        yield
+    finally:
+        sys.executable = original
+
+
 def _pystan_is_compiled(code: str) -> bool:
     import httpstan.cache
     import httpstan.models
 
-    name = httpstan.models.calculate_model_name(code)
+    with _canonical_executable():
+        name = httpstan.models.calculate_model_name(code)
     return name.split("/")[-1] in {n.split("/")[-1] for n in httpstan.cache.list_model_names()}
 
 
@@ -207,7 +223,7 @@ def _sample_pystan(
     start = time.perf_counter()
     try:
         # The C++ compiler writes pages of warnings straight to file descriptor 2.
-        with _captured_fd2() as compiler_log, contextlib.redirect_stderr(io.StringIO()):
+        with _captured_fd2() as compiler_log, contextlib.redirect_stderr(io.StringIO()), _canonical_executable():
             posterior = stan.build(model.code, data=_jsonable(data), random_seed=settings.seed)
     except Exception as exc:  # PyStan raises ValueError/RuntimeError with the compiler output
         tail = "\n".join(compiler_log[0].splitlines()[-20:])
@@ -313,9 +329,9 @@ def _sample_cmdstanpy(
         flat = np.asarray(fit.stan_variable(name))  # (chains * draws, *dims), chain-major
         variables[name] = flat.reshape(chains, n_draws, *flat.shape[1:])
     stats = {}
-    for stan_name, values in fit.method_variables().items():  # (draws, chains)
+    for stan_name, values in fit.method_variables().items():  # (draws, chains[, 1])
         if stan_name in STAT_NAMES:
-            stats[STAT_NAMES[stan_name]] = np.asarray(values).T
+            stats[STAT_NAMES[stan_name]] = np.asarray(values).reshape(n_draws, chains).T
     return Draws(
         variables=_cast_ints(model, variables),
         stats=_cast_stats(stats),

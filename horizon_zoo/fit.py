@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ def fit_model(
     ``inits`` optionally gives one dict of initial values per chain.
     """
     settings = settings or SamplerSettings()
+    if model.min_adapt_delta > settings.adapt_delta:
+        settings = replace(settings, adapt_delta=model.min_adapt_delta)
     data = stan_data(run_data, grid)
     start = time.perf_counter()
     draws = sample(model, data, settings, backend=backend, progress=progress, inits=inits,

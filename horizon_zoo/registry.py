@@ -18,7 +18,9 @@ header comment holding YAML between ``/* ---`` and ``--- */`` lines::
     --- */
 
 An optional ``generated`` mapping documents extra generated quantities the same way
-(``log2_h50[agent]: "meaning"``) so they get named dims.  ``parameters`` lists every variable of the ``parameters`` block with its ArviZ dims in
+(``log2_h50[agent]: "meaning"``) so they get named dims.  An optional ``adapt_delta`` (at most 0.95) raises NUTS's target acceptance rate for a model
+whose posterior has a hard corner that no reparameterisation removes; the sampler uses the
+larger of it and the user's setting.  ``parameters`` lists every variable of the ``parameters`` block with its ArviZ dims in
 brackets (dims of the contract, such as ``agent``, ``task`` and ``family``, or new names);
 ``priors`` gives each one's prior and its justification.
 """
@@ -62,6 +64,11 @@ class ZooModel:
     def sha256(self) -> str:
         """Hash of the program text; compiled programs and fits are keyed by it."""
         return hashlib.sha256(self.code.encode()).hexdigest()
+
+    @property
+    def min_adapt_delta(self) -> float:
+        """The model's own lower bound on adapt_delta (header ``adapt_delta``), else 0."""
+        return float(self.header.get("adapt_delta", 0.0))
 
     @property
     def title(self) -> str:
@@ -188,6 +195,10 @@ def parse_header(code: str, path: Path) -> dict[str, Any]:
     for key in ("parameters", "priors"):
         if key in header and not (isinstance(header[key], dict) and header[key]):
             problems.append(f"'{key}' must be a non-empty mapping")
+    if "adapt_delta" in header and not (
+        isinstance(header["adapt_delta"], float) and 0.8 <= header["adapt_delta"] <= 0.95
+    ):
+        problems.append("'adapt_delta' must be a number from 0.8 to 0.95 (reparameterise rather than go higher)")
     if problems:
         raise ModelError(f"{path}: invalid header: " + "; ".join(problems) + ".")
     return header

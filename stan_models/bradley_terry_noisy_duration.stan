@@ -17,13 +17,11 @@ keywords: [bradley-terry, measurement-error, errors-in-variables]
 parameters:
   theta[agent]: "agent ability: natural log of its 50% horizon in true minutes"
   sigma_dur: "sd of recorded log duration around the true log duration"
-  z_dur[task]: "standardised duration error (non-centred)"
-generated:
-  log_minutes_true[task]: "latent true log duration of each task"
+  log_minutes_true[task]: "latent true log duration of each task (centred: every task has many runs)"
 priors:
   theta: "normal(2, 4): as in bradley_terry"
   sigma_dur: "half-normal(0, 1): recorded times off by up to a factor e^2 at most"
-  z_dur: "std_normal(): non-centred"
+  log_minutes_true: "normal(log_minutes, sigma_dur): the measurement model itself"
 --- */
 data {
   int<lower=1> N;                             // binomial cells (agent x task)
@@ -58,13 +56,13 @@ transformed data {
 parameters {
   vector[A] theta;
   real<lower=0> sigma_dur;
-  vector[T] z_dur;
+  vector[T] log_minutes_true;
 }
 model {
-  vector[N] eta = theta[agent] - log_minutes[task] - sigma_dur * z_dur[task];
+  vector[N] eta = theta[agent] - log_minutes_true[task];
   theta ~ normal(2, 4);
   sigma_dur ~ normal(0, 1);
-  z_dur ~ std_normal();
+  log_minutes_true ~ normal(log_minutes, sigma_dur);
   if (is_weighted) {
     for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   } else {
@@ -76,9 +74,8 @@ generated quantities {
   array[N] int y_rep;
   matrix[A, G] p_curve;
   matrix[A, G] p_curve_typical;
-  vector[T] log_minutes_true = log_minutes + sigma_dur * z_dur;
   {
-    vector[N] eta = theta[agent] - log_minutes[task] - sigma_dur * z_dur[task];
+    vector[N] eta = theta[agent] - log_minutes_true[task];
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }

@@ -14,6 +14,7 @@ source: >-
   Combines the constant-hazard model (Ord 2025, "Is there a Half-Life for the Success Rates of
   AI Agents?") and the Bradley-Terry / Elo reading of METR's time horizons (arXiv:2503.14499).
 keywords: [hazard, bradley-terry, mixture, subtasks]
+adapt_delta: 0.9
 parameters:
   theta[agent]: "Bradley-Terry ability against the hardest step (natural log minutes)"
   log_lambda[agent]: "log hazard per minute of the many ordinary steps"

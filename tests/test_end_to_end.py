@@ -9,7 +9,11 @@ import pytest
 
 from horizon_zoo.cli import main
 from horizon_zoo.fit import load_fit
-from tests.conftest import SHARED_DATA, small_default
+from tests.conftest import REPO, SHARED_DATA, small_default
+
+
+# The main job in CI fits the whole zoo; here three models cover both kinds of horizon curve.
+MODELS = ["logistic", "logistic_task_effects", "constant_hazard"]
 
 
 @pytest.mark.stan
@@ -18,18 +22,21 @@ def test_compare_writes_a_complete_run_directory(tmp_path, capsys):
     small_default(n_agents=4, n_tasks=30).to_csv(runs, index=False)
     out = tmp_path / "run"
     code = main(["compare", "--runs", str(runs), "--chains", "2", "--warmup", "300", "--draws", "300",
-                 "--out", str(out), "--q", "50,80"])
+                 "--out", str(out), "--q", "50,80", "--models", ",".join(MODELS)])
     printed = capsys.readouterr().out
     assert code == 0
     assert "PSIS-LOO comparison" in printed and "Run directory" in printed
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     zoo = set(manifest["models"])
-    assert zoo >= {"logistic", "constant_hazard", "bradley_terry"} and set(manifest["completed"]) == zoo
+    assert zoo == set(MODELS) and set(manifest["completed"]) == zoo
     loo = pd.read_csv(out / "tables" / "loo.csv")
     assert set(loo["model"]) == zoo and loo["elpd_loo"].is_monotonic_decreasing
     horizons = pd.read_csv(out / "tables" / "horizons.csv")
-    assert len(horizons) == len(zoo) * 4 * 2  # models x agents x q (marginal curves only)
+    marginal = horizons[horizons["curve"] == "marginal"]
+    assert len(marginal) == len(zoo) * 4 * 2  # models x agents x q
+    typical = {n for n in zoo if "p_curve_typical" in (REPO / "stan_models" / f"{n}.stan").read_text()}
+    assert set(horizons.loc[horizons["curve"] == "typical task", "model"]) == typical
     assert (horizons["lo95_min"] <= horizons["median_min"]).all()
     assert (horizons["median_min"] <= horizons["hi95_min"]).all()
     diagnostics = pd.read_csv(out / "tables" / "diagnostics.csv")
@@ -54,3 +61,21 @@ def test_every_model_converges_on_real_data(path, tmp_path, capsys):
     diagnostics = pd.read_csv(out / "tables" / "diagnostics.csv")
     assert (diagnostics["max_rhat"] < 1.01).all(), diagnostics
     assert (diagnostics["divergences"] == 0).all(), diagnostics
+
+
+@pytest.mark.stan
+def test_simulate_at_given_values_writes_loadable_runs(tmp_path, capsys):
+    from horizon_zoo.data import load_runs
+
+    design = tmp_path / "design.csv"
+    small_default(n_agents=3, n_tasks=30).to_csv(design, index=False)
+    values = tmp_path / "values.json"
+    values.write_text(json.dumps({"theta": [-3.0, 2.0, 8.0]}))  # agents in name order
+    out = tmp_path / "sim.jsonl"
+    assert main(["simulate", "--model", "bradley_terry", "--runs", str(design), "--values", str(values),
+                 "--output", str(out), "--seed", "4"]) == 0
+    runs = load_runs(out)
+    rates = runs.runs.groupby("agent")["success"].mean().loc[list(runs.agents)].to_numpy()
+    assert rates[0] < rates[1] < rates[2]
+    truth = json.loads(out.with_suffix(".truth.json").read_text())
+    assert truth["values"]["theta"] == [-3.0, 2.0, 8.0] and truth["agents"] == list(runs.agents)

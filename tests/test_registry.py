@@ -48,8 +48,9 @@ def test_a_new_model_file_appears_in_the_zoo(tmp_path):
     (lambda c: c.replace("  beta: >-", "  gamma: >-"), "does not state the prior of beta"),
     (lambda c: c.replace("alpha ~ normal(0, 2.5);", "alpha ~ normal(0, 2.5)"), "does not compile"),
     (lambda c: c.replace("title: METR", "titel: METR"), "missing 'title'"),
+    (lambda c: c.replace("keywords: [", "adapt_delta: 0.99\nkeywords: ["), "'adapt_delta' must be a number from 0.8 to 0.95"),
 ], ids=["no header", "name mismatch", "keywords string", "undocumented parameter", "missing prior",
-        "syntax error", "missing title"])
+        "syntax error", "missing title", "adapt_delta too high"])
 def test_invalid_models_are_rejected_precisely(tmp_path, edit, fragment):
     path = tmp_path / "logistic.stan"
     path.write_text(edit((ZOO / "logistic.stan").read_text()))
