@@ -398,7 +398,7 @@ class _ProgressOnly(contextlib.AbstractContextManager["_ProgressOnly"], io.TextI
         self._muted = False
         self._held: list[str] = []
 
-    def __enter__(self) -> "_ProgressOnly":
+    def __enter__(self) -> _ProgressOnly:
         self._target = sys.stderr
         sys.stderr = self  # type: ignore[assignment]
         return self

@@ -186,7 +186,7 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     return 0
 
 
-def _print_result(result: "api.CompareResult") -> None:  # noqa: F821
+def _print_result(result: api.CompareResult) -> None:  # noqa: F821
     from horizon_zoo.horizons import wide_horizon_table
     from horizon_zoo.rundir import markdown_table
 

@@ -77,10 +77,10 @@ class RunData:
         minutes = self.tasks["human_minutes"]
         return {
             "source": self.source,
-            "runs": int(len(self.runs)),
-            "cells": int(len(self.cells)),
+            "runs": len(self.runs),
+            "cells": len(self.cells),
             "agents": len(self.agents),
-            "tasks": int(len(self.tasks)),
+            "tasks": len(self.tasks),
             "families": len(self.families),
             "success_rate": float(self.runs["success"].mean()),
             "min_minutes": float(minutes.min()),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from horizon_zoo.contract import stan_data
 from horizon_zoo.data import RunData
 from horizon_zoo.diagnostics import Diagnostics, diagnose
 from horizon_zoo.registry import ZooModel
-from horizon_zoo.rundir import atomic_write_text, atomic_path
+from horizon_zoo.rundir import atomic_path, atomic_write_text
 
 
 @dataclass
@@ -74,7 +74,7 @@ def fit_model(
         "timings": {**draws.timings, "total_s": time.perf_counter() - start},
         "diagnostics": diagnostics.as_dict(),
         "horizon_zoo_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     result = Fit(model=model, idata=idata, diagnostics=diagnostics, info=info)
     if out_dir is not None:

@@ -16,12 +16,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from horizon_zoo.api import load, select_models  # noqa: E402
-from horizon_zoo.backends import SamplerSettings, sample  # noqa: E402
-from horizon_zoo.contract import stan_data  # noqa: E402
+from horizon_zoo.api import load, select_models
+from horizon_zoo.backends import SamplerSettings, sample
+from horizon_zoo.contract import stan_data
 
 TICKS = {"1 s": 1 / 60, "1 min": 1, "1 h": 60, "1 day": 1440, "1 month": 43200}
 

@@ -11,7 +11,6 @@ from horizon_zoo.cli import main
 from horizon_zoo.fit import load_fit
 from tests.conftest import REPO, SHARED_DATA, small_default
 
-
 # The main job in CI fits the whole zoo; here three models cover both kinds of horizon curve.
 MODELS = ["logistic", "logistic_task_effects", "constant_hazard"]
 
