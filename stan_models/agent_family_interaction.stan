@@ -11,6 +11,7 @@ source: >-
   random-effects IRT (De Boeck & Wilson 2004); targets the within-family residual correlations
   discussed in METR's time-horizon analysis (arXiv:2503.14499).
 keywords: [logistic, task-effects, interaction, families, hierarchical]
+adapt_delta: 0.9
 parameters:
   alpha[agent]: "log-odds of success on a typical task of the suite's mean log2 length"
   beta[agent]: "change in log-odds per doubling of task length"
