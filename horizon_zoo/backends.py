@@ -12,7 +12,6 @@ import contextlib
 import io
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -197,6 +196,36 @@ def _canonical_executable() -> Iterator[None]:
         sys.executable = original
 
 
+@contextlib.contextmanager
+def _own_fits_removed() -> Iterator[None]:
+    """Delete the fits this process's PyStan call stores, and only those.
+
+    httpstan caches every seeded fit on disk forever (our run directory keeps the draws). Removing
+    the model's whole ``fits`` folder instead would delete the result of another process that is
+    sampling the same program at that moment (parallel folds, a second terminal): it then fails
+    with "Fit ... not found". So record the names httpstan gives this call's fits.
+    """
+    import httpstan.cache
+    import httpstan.fits
+
+    names: list[str] = []
+    original = httpstan.fits.calculate_fit_name
+
+    def recording(*args: Any, **kwargs: Any) -> str:
+        name = original(*args, **kwargs)
+        names.append(name)
+        return name
+
+    httpstan.fits.calculate_fit_name = recording
+    try:
+        yield
+    finally:
+        httpstan.fits.calculate_fit_name = original
+        for name in names:
+            with contextlib.suppress(KeyError, OSError):
+                httpstan.cache.delete_fit(name)
+
+
 def _pystan_is_compiled(code: str) -> bool:
     import httpstan.cache
     import httpstan.models
@@ -214,7 +243,6 @@ def _sample_pystan(
     fixed_param: bool,
     progress: bool,
 ) -> Draws:
-    import httpstan.cache
     import stan
 
     cached = _pystan_is_compiled(model.code)
@@ -236,7 +264,7 @@ def _sample_pystan(
     if inits is not None:
         kwargs["init"] = [_jsonable(i) for i in inits]
     try:
-        with quiet:
+        with quiet, _own_fits_removed():
             if fixed_param:
                 fit = posterior.fixed_param(**kwargs)
             else:
@@ -248,10 +276,6 @@ def _sample_pystan(
                 )
     except Exception as exc:
         raise BackendError(f"PyStan sampling of {model.name} failed: {exc}") from None
-    finally:
-        # A seeded PyStan fit is cached by httpstan forever; our own run directory keeps the draws.
-        fits = httpstan.cache.model_directory(posterior.model_name) / "fits"
-        shutil.rmtree(fits, ignore_errors=True)
     if fit is None:  # PyStan swallows Ctrl-C and returns None
         raise KeyboardInterrupt
     sampled = time.perf_counter()

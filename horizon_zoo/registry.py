@@ -17,12 +17,13 @@ header comment holding YAML between ``/* ---`` and ``--- */`` lines::
       beta: "normal(-0.7, 0.7): why"
     --- */
 
-An optional ``generated`` mapping documents extra generated quantities the same way
-(``log2_h50[agent]: "meaning"``) so they get named dims.  An optional ``adapt_delta`` (at most 0.95) raises NUTS's target acceptance rate for a model
-whose posterior has a hard corner that no reparameterisation removes; the sampler uses the
-larger of it and the user's setting.  ``parameters`` lists every variable of the ``parameters`` block with its ArviZ dims in
+``parameters`` lists every variable of the ``parameters`` block with its ArviZ dims in
 brackets (dims of the contract, such as ``agent``, ``task`` and ``family``, or new names);
-``priors`` gives each one's prior and its justification.
+``priors`` gives each one's prior and its justification.  An optional ``generated`` mapping
+documents extra transformed parameters and generated quantities the same way
+(``log2_h50[agent]: "meaning"``) so they get named dims.  An optional ``adapt_delta`` (at
+most 0.95) raises NUTS's target acceptance rate for a model whose posterior has a hard corner
+that no reparameterisation removes; the sampler uses the larger of it and the user's setting.
 """
 
 from __future__ import annotations
@@ -142,9 +143,13 @@ def load_model(path: str | Path) -> ZooModel:
     problems = check_program_interface(info)
     declared = dims_from_keys(header["parameters"], path)
     generated = dims_from_keys(header.get("generated") or {}, path)
-    gq = info.get("generated quantities", {})
+    # Derived quantities may live in transformed parameters (when the model block needs them too)
+    # or in generated quantities; the header documents both the same way.
+    gq = {**info.get("transformed parameters", {}), **info.get("generated quantities", {})}
     for name in sorted(set(generated) - set(gq)):
-        problems.append(f"header 'generated' names {name}, which generated quantities lack")
+        problems.append(
+            f"header 'generated' names {name}, which neither transformed parameters nor "
+            "generated quantities declare")
     stan_params = set(info.get("parameters", {}))
     undocumented = sorted(stan_params - set(declared))
     unknown = sorted(set(declared) - stan_params)

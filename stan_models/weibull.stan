@@ -5,29 +5,34 @@ hypothesis: >-
   Success is survival to the end of the task with a hazard that changes with elapsed human
   time: p = exp(-(minutes / scale_a)^k_a). k = 1 is the constant hazard; k < 1 is a decreasing
   hazard (an agent that survives the start of a task is likely to finish it), which flattens
-  the curve for long tasks. Scales and shapes vary across agents around population means.
+  the curve for long tasks. Agents' 50% horizons and shapes vary around population means.
 source: >-
   Weibull survival extension of the constant-hazard ("half-life") model of METR's time
   horizons (Ord 2025, "Is there a Half-Life for the Success Rates of AI Agents?"), which
   discusses a decreasing hazard as the alternative.
 keywords: [hazard, weibull, survival, hierarchical]
 parameters:
-  mu_scale: "population mean of log scale (natural log minutes)"
-  tau_scale: "population sd of log scale"
-  z_scale[agent]: "standardised agent log scale (non-centred)"
+  mu_h50: "population mean of the log 50% horizon (natural log minutes)"
+  tau_h50: "population sd of the log 50% horizon"
+  log_h50[agent]: "natural log of the agent's 50% horizon in minutes (centred)"
   mu_shape: "population mean of log shape"
   tau_shape: "population sd of log shape"
   z_shape[agent]: "standardised agent log shape (non-centred)"
 generated:
+  h50[agent]: "50% horizon in minutes, scale * ln(2)^(1/shape)"
   scale[agent]: "Weibull scale in minutes (success probability exp(-1) = 0.37 at this length)"
   shape[agent]: "Weibull shape k (1 = constant hazard, < 1 decreasing hazard)"
 priors:
-  mu_scale: "normal(2, 4): 7 minutes at the centre, 95% between 0.2 s and 3 weeks"
-  tau_scale: "half-normal(0, 3): agents can differ by orders of magnitude"
-  z_scale: "std_normal(): non-centred"
+  mu_h50: "normal(2, 4): 7 minutes at the centre, 95% between 0.2 s and 3 weeks"
+  tau_h50: "half-normal(0, 3): agents can differ by orders of magnitude"
+  log_h50: >-
+    normal(mu_h50, tau_h50), centred: every agent's curve is pinned by its own runs on many
+    tasks, where the non-centred form puts a funnel-shaped posterior on the standardised effects
   mu_shape: "normal(0, 0.5): shape 1 (constant hazard) at the centre, 95% between 0.4 and 2.7"
   tau_shape: "half-normal(0, 0.5): shapes mostly within a factor 2 across agents"
-  z_shape: "std_normal(): non-centred"
+  z_shape: >-
+    std_normal(), non-centred: shapes differ little between agents (tau_shape near 0.1), and the
+    centred form then diverges in the neck of the funnel
 --- */
 data {
   int<lower=1> N;                             // binomial cells (agent x task)
@@ -49,18 +54,26 @@ transformed data {
   int is_weighted = min(weight) != 1 || max(weight) != 1;
 }
 parameters {
-  real mu_scale;
-  real<lower=0> tau_scale;
-  vector[A] z_scale;
+  real mu_h50;
+  real<lower=0> tau_h50;
+  vector[A] log_h50;
   real mu_shape;
   real<lower=0> tau_shape;
   vector[A] z_shape;
 }
+transformed parameters {
+  // The agent's 50% horizon, not its Weibull scale, is the location parameter: the data pin
+  // down where the curve crosses one half almost independently of its steepness, whereas the
+  // scale (the 37% point) moves with the shape and gives a banana-shaped posterior.
+  vector[A] shape = exp(mu_shape + tau_shape * z_shape);
+}
 model {
-  vector[N] eta = -exp(exp(mu_shape + tau_shape * z_shape[agent]) .* (log_minutes[task] - mu_scale - tau_scale * z_scale[agent])) - log1m_exp(-exp(exp(mu_shape + tau_shape * z_shape[agent]) .* (log_minutes[task] - mu_scale - tau_scale * z_scale[agent])));
-  mu_scale ~ normal(2, 4);
-  tau_scale ~ normal(0, 3);
-  z_scale ~ std_normal();
+  // log p = -H with H = ln 2 * (minutes / h50)^k; logit(p) = -H - log(1 - exp(-H)).
+  vector[N] H = log2() * exp(shape[agent] .* (log_minutes[task] - log_h50[agent]));
+  vector[N] eta = -H - log1m_exp(-H);
+  mu_h50 ~ normal(2, 4);
+  tau_h50 ~ normal(0, 3);
+  log_h50 ~ normal(mu_h50, tau_h50);
   mu_shape ~ normal(0, 0.5);
   tau_shape ~ normal(0, 0.5);
   z_shape ~ std_normal();
@@ -74,12 +87,13 @@ generated quantities {
   vector[N] log_lik;
   array[N] int y_rep;
   matrix[A, G] p_curve;
-  vector[A] scale = exp(mu_scale + tau_scale * z_scale);
-  vector[A] shape = exp(mu_shape + tau_shape * z_shape);
+  vector[A] h50 = exp(log_h50);
+  vector[A] scale = exp(log_h50 - log(log2()) ./ shape);
   {
-    vector[N] eta = -exp(exp(mu_shape + tau_shape * z_shape[agent]) .* (log_minutes[task] - mu_scale - tau_scale * z_scale[agent])) - log1m_exp(-exp(exp(mu_shape + tau_shape * z_shape[agent]) .* (log_minutes[task] - mu_scale - tau_scale * z_scale[agent])));
+    vector[N] H = log2() * exp(shape[agent] .* (log_minutes[task] - log_h50[agent]));
+    vector[N] eta = -H - log1m_exp(-H);
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }
-  for (a in 1:A) p_curve[a] = exp(-exp(shape[a] * (log_minutes_grid - log(scale[a]))))';
+  for (a in 1:A) p_curve[a] = exp(-log2() * exp(shape[a] * (log_minutes_grid - log_h50[a])))';
 }

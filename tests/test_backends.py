@@ -80,3 +80,24 @@ def test_same_seed_gives_identical_draws():
     a = fit_model(resolve("bradley_terry"), data, settings=settings, progress=False)
     b = fit_model(resolve("bradley_terry"), data, settings=settings, progress=False)
     np.testing.assert_array_equal(a.idata["posterior"]["theta"].values, b.idata["posterior"]["theta"].values)
+
+
+@pytest.mark.skipif("pystan" not in BACKENDS, reason="PyStan is not installed")
+def test_pystan_cleanup_deletes_only_this_calls_fits(monkeypatch, tmp_path):
+    # Another process sampling the same program stores its fit beside ours; deleting the whole
+    # fits folder made that process fail with "Fit ... not found".
+    import httpstan.cache
+    import httpstan.fits
+
+    from horizon_zoo.backends import _own_fits_removed
+
+    monkeypatch.setattr(httpstan.cache, "cache_directory", lambda: tmp_path)
+    theirs = httpstan.fits.calculate_fit_name("hmc_nuts_diag_e_adapt", "models/abc", {"chain": 1})
+    httpstan.cache.dump_fit(b"their draws", theirs)
+    with _own_fits_removed():
+        ours = httpstan.fits.calculate_fit_name("hmc_nuts_diag_e_adapt", "models/abc", {"chain": 2})
+        httpstan.cache.dump_fit(b"our draws", ours)
+    assert httpstan.cache.load_fit(theirs) == b"their draws"
+    with pytest.raises(KeyError):
+        httpstan.cache.load_fit(ours)
+    assert httpstan.fits.calculate_fit_name.__name__ == "calculate_fit_name"
