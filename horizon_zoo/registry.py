@@ -80,14 +80,20 @@ class ZooModel:
         return " ".join(str(self.header["hypothesis"]).split())
 
     def parameter_count(self) -> str:
-        """Number of free parameters as a formula in the contract's sizes, e.g. ``2A + 1``."""
+        """Number of free parameters as a formula in the contract's sizes, e.g. ``2A + 1``.
+
+        A ``sum_to_zero_vector`` has one free parameter fewer than its length.
+        """
+        zero_sum = set(re.findall(r"\bsum_to_zero_vector\s*\[[^\]]*\]\s*(\w+)", self.code))
         counts: dict[str, int] = {}
-        for dims in self.parameter_dims.values():
+        for name, dims in self.parameter_dims.items():
             key = "·".join(SIZE_OF_DIM.get(d, d) for d in dims) or "1"
             counts[key] = counts.get(key, 0) + 1
+            if name in zero_sum:
+                counts["1"] = counts.get("1", 0) - 1
         terms = [f"{n}{k}" if k != "1" and n > 1 else k if k != "1" else str(n)
-                 for k, n in sorted(counts.items(), key=lambda kv: (kv[0] == "1", kv[0]))]
-        return " + ".join(terms)
+                 for k, n in sorted(counts.items(), key=lambda kv: (kv[0] == "1", kv[0])) if n]
+        return " + ".join(terms).replace("+ -", "- ")
 
     def dims(self) -> dict[str, list[str]]:
         """ArviZ dims for every named variable of the model (parameters and contract outputs)."""

@@ -15,13 +15,24 @@ source: >-
   data contract has no human_source.
 keywords: [bradley-terry, measurement-error, errors-in-variables]
 parameters:
-  theta[agent]: "agent ability: natural log of its 50% horizon in true minutes"
+  phi[agent]: "agent ability relative to the suite-wide mean duration error, theta - shift"
+  shift: "mean over tasks of the duration errors log_minutes_true - log_minutes"
+  delta0[task]: "task's duration error minus the mean error (sums to zero over tasks)"
   sigma_dur: "sd of recorded log duration around the true log duration"
-  log_minutes_true[task]: "latent true log duration of each task (centred: every task has many runs)"
+generated:
+  theta[agent]: "agent ability: natural log of its 50% horizon in true minutes"
+  log_minutes_true[task]: "latent true log duration of each task"
 priors:
-  theta: "normal(2, 4): as in bradley_terry"
+  phi: "through theta = phi + shift ~ normal(2, 4), as in bradley_terry"
+  shift: "normal(0, sigma_dur / sqrt(T)): the mean of T independent normal(0, sigma_dur) errors"
+  delta0: >-
+    the zero-sum part of T independent normal(0, sigma_dur) errors, so that the errors
+    log_minutes_true - log_minutes = shift + delta0 are exactly independent normal(0, sigma_dur)
+    as the hypothesis states. Why split them: shifting every true duration and every ability by
+    the same amount leaves the likelihood unchanged, and sampling that direction through theta
+    and log_minutes_true directly gave R-hat 1.03 on metr-early; here the likelihood involves
+    only phi and delta0, and shift only the priors
   sigma_dur: "half-normal(0, 1): recorded times off by up to a factor e^2 at most"
-  log_minutes_true: "normal(log_minutes, sigma_dur): the measurement model itself"
 --- */
 data {
   int<lower=1> N;                             // binomial cells (agent x task)
@@ -54,15 +65,25 @@ transformed data {
                      5.9754195979206e-07, 8.58964989963325e-10]';
 }
 parameters {
-  vector[A] theta;
+  vector[A] phi;
+  real shift;
+  sum_to_zero_vector[T] delta0;
   real<lower=0> sigma_dur;
-  vector[T] log_minutes_true;
+}
+transformed parameters {
+  vector[A] theta = phi + shift;
+  vector[T] log_minutes_true = log_minutes + shift + delta0;
 }
 model {
-  vector[N] eta = theta[agent] - log_minutes_true[task];
-  theta ~ normal(2, 4);
+  // theta - log_minutes_true = phi - log_minutes - delta0: shift cancels out of the likelihood.
+  vector[N] eta = phi[agent] - log_minutes[task] - delta0[task];
+  theta ~ normal(2, 4);  // theta is phi plus a constant-Jacobian shift
   sigma_dur ~ normal(0, 1);
-  log_minutes_true ~ normal(log_minutes, sigma_dur);
+  shift ~ normal(0, sigma_dur / sqrt(T));
+  // delta0 lives on a (T - 1)-dimensional subspace (Stan's isometric transform), so its density
+  // has sigma_dur^-(T - 1): normal_lpdf's sigma_dur^-T is corrected by one log(sigma_dur).
+  delta0 ~ normal(0, sigma_dur);
+  target += log(sigma_dur);
   if (is_weighted) {
     for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   } else {
@@ -75,7 +96,7 @@ generated quantities {
   matrix[A, G] p_curve;
   matrix[A, G] p_curve_typical;
   {
-    vector[N] eta = theta[agent] - log_minutes_true[task];
+    vector[N] eta = phi[agent] - log_minutes[task] - delta0[task];
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }
