@@ -91,8 +91,13 @@ def wide_horizon_table(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (curve, agent) with one readable column per q, e.g. ``p50 [95% CI]``."""
     wide = table.pivot_table(index=["curve", "agent"], columns="q", values="horizon", aggfunc="first")
     wide.columns = [f"p{round(q * 100)} [95% CI]" for q in wide.columns]
-    order = table.groupby(["curve", "agent"])["median_min"].first().sort_values()
-    return wide.loc[order.index].reset_index()
+    # Agents from shortest to longest horizon (first q, marginal curve), each agent's curves
+    # together: reading down the table follows capability.
+    first_q = table[(table["q"] == table["q"].iloc[0]) & (table["curve"] == CURVES["p_curve"])]
+    rank = {a: i for i, a in enumerate(first_q.sort_values("median_min", kind="stable")["agent"])}
+    curve_rank = {label: i for i, label in enumerate(CURVES.values())}
+    keys = sorted(wide.index, key=lambda ca: (rank.get(ca[1], len(rank)), curve_rank.get(ca[0], 0)))
+    return wide.loc[keys].reset_index()
 
 
 def format_minutes(minutes: float, grid: np.ndarray | None = None) -> str:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from horizon_zoo.contract import default_grid
-from horizon_zoo.horizons import crossing_log_minutes, format_minutes, horizon_table
+from horizon_zoo.horizons import crossing_log_minutes, format_minutes, horizon_table, wide_horizon_table
 
 
 def logistic_curves(h50_log: np.ndarray, slope: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -56,3 +56,19 @@ def test_horizon_table_reports_quantiles_and_bounds():
 @pytest.mark.parametrize("minutes, text", [(0.5, "30 s"), (12.0, "12 min"), (90.0, "1.5 h"), (4320.0, "3 days")])
 def test_format_minutes(minutes, text):
     assert format_minutes(minutes) == text
+
+
+def test_wide_table_orders_agents_by_horizon_and_keeps_each_agents_curves_together():
+    import pandas as pd
+
+    rows = []
+    for agent, med in [("slow", 100.0), ("fast", 1.0), ("mid", 10.0)]:
+        for curve, factor in [("typical task", 0.5), ("marginal", 1.0)]:
+            for q in (0.5, 0.8):
+                m = med * factor / (4 if q == 0.8 else 1)
+                rows.append({"curve": curve, "agent": agent, "q": q, "median_min": m, "horizon": f"{m:g}"})
+    wide = wide_horizon_table(pd.DataFrame(rows))
+    assert list(wide["agent"]) == ["fast", "fast", "mid", "mid", "slow", "slow"]
+    assert list(wide["curve"]) == ["marginal", "typical task"] * 3
+    assert list(wide.columns[-2:]) == ["p50 [95% CI]", "p80 [95% CI]"]
+    assert wide.loc[0, "p80 [95% CI]"] == "0.25"
