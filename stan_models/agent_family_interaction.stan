@@ -11,7 +11,7 @@ source: >-
   random-effects IRT (De Boeck & Wilson 2004); targets the within-family residual correlations
   discussed in METR's time-horizon analysis (arXiv:2503.14499).
 keywords: [logistic, task-effects, interaction, families, hierarchical]
-adapt_delta: 0.9
+adapt_delta: 0.95
 parameters:
   alpha[agent]: >-
     log-odds of success on the suite's tasks at their mean log2 length (agent intercept plus
