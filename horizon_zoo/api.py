@@ -6,31 +6,34 @@ fits several and writes a run directory with the LOO comparison, horizon and dia
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from horizon_zoo import __version__
 from horizon_zoo.backends import SamplerSettings, resolve_backend
 from horizon_zoo.compare import loo_compare
 from horizon_zoo.contract import default_grid
 from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO, RunData, Weights, load_runs
-from horizon_zoo.errors import HorizonZooError
+from horizon_zoo.errors import DataError, HorizonZooError
 from horizon_zoo.fit import Fit, fit_model
 from horizon_zoo.horizons import DEFAULT_QS, horizon_table, wide_horizon_table
 from horizon_zoo.registry import ZooModel, discover, resolve
+from horizon_zoo.release_dates import match_release_dates, read_release_dates
 from horizon_zoo.rundir import atomic_write_text, new_run_dir, write_table
-from horizon_zoo.simulate import DEFAULT_SEED, default_runs
+from horizon_zoo.simulate import DEFAULT_SEED, default_release_dates, default_runs
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +49,11 @@ class CompareResult:
     horizons: pd.DataFrame
     diagnostics: pd.DataFrame
     failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def load(
-    runs: str | Path | None = None,
+    runs: str | Path | pd.DataFrame | None = None,
     *,
     agents: Sequence[str] | None = None,
     exclude_agents: Sequence[str] = DEFAULT_EXCLUDED_AGENTS,
@@ -57,13 +61,29 @@ def load(
     families: Sequence[str] | None = None,
     weights: Weights | None = None,
     max_minutes_ratio: float = DEFAULT_MAX_MINUTES_RATIO,
+    release_dates: str | Path | Mapping[str, date] | None = None,
+    skip_undated: bool = False,
 ) -> RunData:
-    """Load a METR-format run file, or the embedded default dataset when ``runs`` is None."""
+    """Load a METR-format run file, or the embedded default dataset when ``runs`` is None.
+
+    ``release_dates`` (a file in METR's ``release_dates.yaml`` format or a CSV, or a mapping)
+    is joined to the agents; every agent needs a date unless ``skip_undated``. The embedded
+    default dataset carries its own release dates.
+    """
     filters = dict(include_agents=agents, exclude_agents=exclude_agents, task_sources=task_sources,
                    families=families, weights=weights, max_minutes_ratio=max_minutes_ratio)
     if runs is None:
-        return load_runs(default_runs(), source=f"embedded default dataset (seed {DEFAULT_SEED})", **filters)
-    return load_runs(runs, **filters)
+        data = load_runs(default_runs(), source=f"embedded default dataset (seed {DEFAULT_SEED})", **filters)
+        if release_dates is None:
+            release_dates = default_release_dates()
+    else:
+        data = load_runs(runs, **filters)
+    if release_dates is None:
+        return data
+    if not isinstance(release_dates, Mapping):
+        release_dates = read_release_dates(release_dates)
+    matched, notes = match_release_dates(data, release_dates, skip_missing=skip_undated)
+    return dataclasses.replace(data, release_dates=matched, warnings=(*data.warnings, *notes))
 
 
 def select_models(models: Sequence[str] | None = None, models_dir: str | Path | None = None) -> list[ZooModel]:
@@ -131,8 +151,9 @@ def compare(
     for warning in data.warnings:
         log.warning(warning)
     zoo = select_models(models, models_dir)
+    zoo, skipped = _models_the_data_can_feed(zoo, data, explicit=bool(models))
     run_dir = new_run_dir(run_name, runs_root, out) if write else None
-    manifest = _manifest(command, data, zoo, settings, backend)
+    manifest = {**_manifest(command, data, zoo, settings, backend), "skipped": skipped}
     if run_dir:
         _write_data_summary(data, run_dir)
         _write_manifest(run_dir, manifest)
@@ -168,12 +189,26 @@ def compare(
         [horizon_table(f.idata, qs).assign(model=n) for n, f in fits.items()], ignore_index=True
     )[lambda t: ["model", *[c for c in t.columns if c != "model"]]]
     diagnostics = diagnostics_table(fits)
-    result = CompareResult(run_dir, data, fits, loo_table, horizons, diagnostics, failed)
+    result = CompareResult(run_dir, data, fits, loo_table, horizons, diagnostics, failed, skipped)
     if run_dir:
         _write_tables(result, run_name, manifest["command"])
         _write_manifest(run_dir, {**manifest, "status": "complete", "completed": sorted(fits),
                                   "failed": failed, "finished": _now()})
     return result
+
+
+def _models_the_data_can_feed(zoo: list[ZooModel], data: RunData, *, explicit: bool
+                              ) -> tuple[list[ZooModel], dict[str, str]]:
+    """Leave out trend models when agents lack release dates (an error if they were asked for)."""
+    dated = bool(data.release_dates) and all(a in data.release_dates for a in data.agents)
+    needs = [m.name for m in zoo if "release_year" in m.info.get("inputs", {})]
+    if dated or not needs:
+        return zoo, {}
+    reason = "needs a release date for every agent (--release-dates FILE)"
+    if explicit:
+        raise DataError(f"{', '.join(needs)} {reason}.")
+    log.info("skipping %s: %s", ", ".join(needs), reason)
+    return [m for m in zoo if m.name not in needs], {n: reason for n in needs}
 
 
 def diagnostics_table(fits: dict[str, Fit]) -> pd.DataFrame:
@@ -213,6 +248,8 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
     ]
     if result.failed:
         summary += ["## Models that failed", ""] + [f"- {m}: {e}" for m, e in result.failed.items()]
+    if result.skipped:
+        summary += ["", "## Models not fitted", ""] + [f"- {m}: {e}" for m, e in result.skipped.items()]
     atomic_write_text(result.run_dir / "summary.md", "\n".join(summary) + "\n")
 
 
@@ -254,3 +291,176 @@ def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class HorizonsResult:
+    """What ``horizons`` produced: per-model horizon draws summarised, trends and forecasts."""
+
+    run_dir: Path | None
+    data: RunData
+    fits: dict[str, xr.DataTree]
+    horizons: pd.DataFrame
+    doubling: pd.DataFrame
+    doubling_ratio: pd.DataFrame
+    horizon_ratio: pd.DataFrame
+    forecasts: pd.DataFrame
+    figures: list[Path] = field(default_factory=list)
+
+
+def horizons(
+    runs: str | Path | RunData | None = None,
+    *,
+    models: Sequence[str] = ("logistic",),
+    models_dir: str | Path | None = None,
+    release_dates: str | Path | Mapping[str, date] | None = None,
+    qs: Sequence[float] = DEFAULT_QS,
+    trend_agents: str | Sequence[str] = "frontier",
+    thresholds: Mapping[str, float] | None = None,
+    settings: SamplerSettings | None = None,
+    backend: str = "auto",
+    fits_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    runs_root: str | Path | None = None,
+    write: bool = True,
+    progress: bool = True,
+    command: str | None = None,
+) -> HorizonsResult:
+    """Posterior q-horizons per agent and, with release dates, their trend and forecasts.
+
+    Parameters
+    ----------
+    runs
+        A run file, a :class:`RunData` (its ``release_dates`` are used) or None for the
+        embedded default dataset (which carries release dates).
+    models
+        Model names or ``.stan`` paths; with several, an overlay figure compares their trends.
+    release_dates
+        METR-format ``release_dates.yaml``, a CSV, or a mapping; overrides the data's own.
+    qs
+        Success probabilities, e.g. ``(0.5, 0.8)``.
+    trend_agents
+        ``"frontier"`` (agents better than every earlier release), ``"all"``, or names.
+    thresholds
+        Forecast thresholds ``{label: minutes}`` (default: work-day, -week, -month).
+    fits_dir
+        A run directory's ``fits/`` (e.g. from ``compare``): a saved fit is reused when its
+        model hash and data fingerprint match; otherwise the model is fitted afresh.
+    """
+    from horizon_zoo.fit import load_fit
+    from horizon_zoo.plots import plot_trend, plot_trend_overlay, save_figure
+    from horizon_zoo.trend import (all_trends, doubling_ratio_table, doubling_table, forecast_table,
+                                   horizon_ratio_table)
+
+    settings = settings or SamplerSettings()
+    if isinstance(runs, RunData):
+        data = runs
+        if release_dates is not None:
+            dates = release_dates if isinstance(release_dates, Mapping) else read_release_dates(release_dates)
+            matched, notes = match_release_dates(data, dates)
+            data = dataclasses.replace(data, release_dates=matched, warnings=(*data.warnings, *notes))
+    else:
+        data = load(runs, release_dates=release_dates)
+    for warning in data.warnings:
+        log.warning(warning)
+    zoo = select_models(models, models_dir)
+    zoo, _ = _models_the_data_can_feed(zoo, data, explicit=True)
+    run_dir = new_run_dir("horizons", runs_root, out) if write else None
+    fits: dict[str, xr.DataTree] = {}
+    for i, model in enumerate(zoo, start=1):
+        saved = Path(fits_dir) / f"{model.name}.nc" if fits_dir else None
+        if saved is not None and saved.is_file():
+            idata, info = load_fit(saved)
+            if info.get("model_sha256") == model.sha256 and info.get("data_fingerprint") == data.fingerprint():
+                log.info("[%d/%d] %s: reusing %s", i, len(zoo), model.name, saved)
+                fits[model.name] = idata
+                continue
+            log.info("[%d/%d] %s: %s was fitted to other data or another version of the model; refitting",
+                     i, len(zoo), model.name, saved)
+        log.info("[%d/%d] %s: %d chains x %d draws", i, len(zoo), model.name, settings.chains, settings.draws)
+        result = fit_model(model, data, settings=settings, backend=backend,
+                           out_dir=run_dir / "fits" if run_dir else None, progress=progress)
+        if result.diagnostics.verdict == "fail":
+            log.warning("%s failed its diagnostics (%s): read its horizons with care", model.name,
+                        "; ".join(result.diagnostics.problems))
+        fits[model.name] = result.idata
+    table = pd.concat([horizon_table(idata, qs).assign(model=name) for name, idata in fits.items()],
+                      ignore_index=True)[lambda t: ["model", *[c for c in t.columns if c != "model"]]]
+    trend_tables: dict[str, list[pd.DataFrame]] = {k: [] for k in ("doubling", "ratio", "hratio", "forecast")}
+    trends_by_model = {}
+    dates = data.release_dates or {}
+    for name, idata in fits.items():
+        trend_tables["hratio"].append(horizon_ratio_table(idata).assign(model=name))
+        if len([a for a in data.agents if a in dates]) < 2:
+            continue
+        trends = all_trends(idata, dates, qs, agents=trend_agents)
+        trends_by_model[name] = trends
+        trend_tables["doubling"].append(doubling_table(trends).assign(model=name))
+        trend_tables["ratio"].append(doubling_ratio_table(trends).assign(model=name))
+        trend_tables["forecast"].append(forecast_table(trends, thresholds).assign(model=name))
+    if not dates:
+        log.warning("no release dates: horizons only (give --release-dates FILE for the trend)")
+    combined = {k: _model_first(pd.concat(v, ignore_index=True)) if v else pd.DataFrame()
+                for k, v in trend_tables.items()}
+    result = HorizonsResult(run_dir, data, fits, table, combined["doubling"], combined["ratio"],
+                            combined["hratio"], combined["forecast"])
+    if run_dir:
+        grid = tuple(float(x) for x in np.exp(default_grid()[[0, -1]]))
+        for name, trends in trends_by_model.items():
+            fig = plot_trend(table[table["model"] == name], trends, dates, grid, f"{name}: {data.source}")
+            path = run_dir / "figures" / f"trend_{name}.png"
+            save_figure(fig, path)
+            result.figures.append(path)
+        if len(trends_by_model) > 1:
+            for q in qs:
+                fig = plot_trend_overlay({n: (table[table["model"] == n], t) for n, t in trends_by_model.items()},
+                                         dates, grid, q)
+                path = run_dir / "figures" / f"trend_models_p{round(q * 100)}.png"
+                save_figure(fig, path)
+                result.figures.append(path)
+        _write_horizon_tables(result, command or " ".join(sys.argv))
+    return result
+
+
+def _model_first(table: pd.DataFrame) -> pd.DataFrame:
+    return table[["model", *[c for c in table.columns if c != "model"]]]
+
+
+def _write_horizon_tables(result: HorizonsResult, command: str) -> None:
+    from horizon_zoo.rundir import markdown_table
+
+    assert result.run_dir is not None
+    tables = result.run_dir / "tables"
+    write_table(result.horizons, tables, "horizons")
+    wide = pd.concat([wide_horizon_table(result.horizons[result.horizons["model"] == m]).assign(model=m)
+                      for m in result.fits], ignore_index=True)
+    wide = _model_first(wide)
+    write_table(wide, tables, "horizons_wide")
+    lines = [f"# horizon-zoo horizons", "", f"Command: `{command}`", "",
+             f"Data: {result.data.source}: {len(result.data.runs)} runs, {len(result.data.agents)} agents.", "",
+             "## Horizons, median [95% interval]", "", markdown_table(wide)]
+    named = {"doubling": result.doubling, "doubling_ratio": result.doubling_ratio,
+             "horizon_ratio": result.horizon_ratio, "forecasts": result.forecasts}
+    for stem, frame in named.items():
+        if not frame.empty:
+            write_table(frame, tables, stem)
+    if not result.doubling.empty:
+        d = result.doubling
+        shown = d.assign(doubling=[f"{m:.1f} [{lo:.1f}, {hi:.1f}]" for m, lo, hi in
+                                   zip(d["doubling_months"], d["lo95_months"], d["hi95_months"])])
+        lines += ["## Doubling time of the horizon in months, median [95% interval]", "",
+                  markdown_table(shown[["model", "q", "curve", "trend", "doubling", "p_shrinking", "n_agents",
+                                        "max_offgrid_share", "agents"]])]
+    if not result.doubling_ratio.empty:
+        lines += ["## Ratio of the p80 and p50 doubling times (1 = parallel trends)", "",
+                  markdown_table(result.doubling_ratio)]
+    lines += ["## Each agent's p80 / p50 horizon ratio (a constant hazard predicts 0.32)", "",
+              markdown_table(result.horizon_ratio)]
+    if not result.forecasts.empty:
+        f = result.forecasts
+        lines += ["## When the trend reaches each threshold (median [95% interval]; far = beyond the data's "
+                  "own span of dates)", "",
+                  markdown_table(f[["model", "q", "curve", "trend", "threshold", "median_date", "lo95_date",
+                                    "hi95_date", "p_never", "far"]])]
+    lines += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in result.figures]
+    atomic_write_text(result.run_dir / "summary.md", "\n".join(lines) + "\n")

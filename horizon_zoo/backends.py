@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from horizon_zoo.errors import BackendError
+from horizon_zoo.errors import BackendError, DataError
 from horizon_zoo.registry import ZooModel
 
 log = logging.getLogger(__name__)
@@ -171,11 +171,24 @@ def sample(
         Show the backend's progress display on stderr.
     """
     name = resolve_backend(backend)
+    data = program_data(model, data)
     if inits is not None and len(inits) != settings.chains:
         raise ValueError(f"need one init per chain ({settings.chains}), got {len(inits)}")
     if name == "cmdstanpy":
         return _sample_cmdstanpy(model, data, settings, inits, fixed_param, output_dir, progress)
     return _sample_pystan(model, data, settings, inits, fixed_param, progress)
+
+
+def program_data(model: ZooModel, data: dict[str, Any]) -> dict[str, Any]:
+    """The contract data that ``model`` declares: optional variables only when it reads them."""
+    from horizon_zoo.contract import OPTIONAL_DATA
+
+    inputs = model.info.get("inputs", {})
+    missing = [v.name for v in OPTIONAL_DATA if v.name in inputs and v.name not in data]
+    if missing:
+        raise DataError(f"model '{model.name}' reads {', '.join(missing)}, which this data does not provide.")
+    optional = {v.name for v in OPTIONAL_DATA}
+    return {k: v for k, v in data.items() if k not in optional or k in inputs}
 
 
 # --- PyStan ---------------------------------------------------------------------------------

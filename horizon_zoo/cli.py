@@ -47,6 +47,25 @@ def _qs(text: str) -> list[float]:
     return values
 
 
+_UNITS = {"s": 1 / 60, "sec": 1 / 60, "min": 1.0, "m": 1.0, "h": 60.0, "d": 1440.0, "w": 10080.0}
+
+
+def _thresholds(text: str) -> dict[str, float]:
+    """``8h,40h,167h`` -> {label: minutes}."""
+    import re
+
+    out = {}
+    for item in _csv_list(text):
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d|w)", item.lower())
+        if not match:
+            raise argparse.ArgumentTypeError(
+                f"--thresholds takes lengths such as 8h,40h,167h (units s, min, h, d, w); got {item!r}")
+        out[f"{match.group(1)} {match.group(2)}"] = float(match.group(1)) * _UNITS[match.group(2)]
+    if not out:
+        raise argparse.ArgumentTypeError("--thresholds needs at least one length")
+    return out
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--runs", type=Path, metavar="FILE",
@@ -62,6 +81,12 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-minutes-ratio", type=float, default=DEFAULT_MAX_MINUTES_RATIO, metavar="R",
                    help="merge a task's differing human_minutes by geometric mean when max/min <= R, "
                         "else reject the file (default: %(default)s; 1 rejects any disagreement)")
+    g.add_argument("--release-dates", type=Path, metavar="FILE",
+                   help="agents' release dates: METR's release_dates.yaml format or a CSV (agent/alias/model, "
+                        "release_date); matched by alias, then model id, then name without a trailing "
+                        "'(...)'; needed for trends and trend models")
+    g.add_argument("--skip-undated", action="store_true",
+                   help="leave agents without a release date out of the trend instead of stopping")
 
 
 def _add_sampler_options(p: argparse.ArgumentParser) -> None:
@@ -120,6 +145,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampler_options(p)
     _add_output_options(p)
 
+    p = sub.add_parser("horizons", help="per-agent horizons, their trend over release date and forecasts",
+                       description="Fit one or more models (or reuse fits with --fits) and report each agent's "
+                                   "q-horizon with intervals; with release dates, the doubling time of the "
+                                   "horizon (per posterior draw, so uncertainty propagates), the p80/p50 "
+                                   "comparison and when the trend crosses --thresholds. Writes tables (CSV + "
+                                   "Markdown), figures and summary.md.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=_csv_list, default=["logistic"], metavar="NAME[,NAME]",
+                   help="model names or .stan paths; several give an overlay figure (default: logistic)")
+    p.add_argument("--trend-agents", default="frontier", metavar="frontier|all|A,B",
+                   help="agents the trend is fitted to: those better than every earlier release (default), "
+                        "all dated agents, or a list")
+    p.add_argument("--thresholds", type=_thresholds, metavar="8h,40h,167h",
+                   help="forecast when the trend reaches these lengths (default: work-day 8h, work-week 40h, "
+                        "work-month 167h)")
+    p.add_argument("--fits", type=Path, metavar="DIR",
+                   help="reuse saved fits from this directory (a run directory's fits/) when model and data match")
+    _add_data_options(p)
+    _add_sampler_options(p)
+    _add_output_options(p)
+
     p = sub.add_parser("simulate", help="simulate runs from a zoo model (prior draw or given values)",
                        description="Simulate successes from any zoo model on the design (agents, tasks, "
                                    "runs per cell) of --runs or of the embedded default dataset, at "
@@ -171,8 +217,17 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         raise HorizonZooError(f"invalid sampler setting: {exc}") from None
     data = api.load(args.runs, agents=args.agents, exclude_agents=args.exclude_agents,
                     task_sources=args.task_sources, families=args.families, weights=args.weights,
-                    max_minutes_ratio=args.max_minutes_ratio)
+                    max_minutes_ratio=args.max_minutes_ratio, release_dates=args.release_dates,
+                    skip_undated=args.skip_undated)
     command = "horizon-zoo " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    if args.command == "horizons":
+        agents = args.trend_agents if args.trend_agents in ("frontier", "all") else _csv_list(args.trend_agents)
+        horizons = api.horizons(data, models=args.model, models_dir=args.models_dir, qs=args.q,
+                                trend_agents=agents, thresholds=args.thresholds, settings=settings,
+                                backend=args.backend, fits_dir=args.fits, out=args.out, runs_root=args.runs_root,
+                                progress=not args.quiet, command=command)
+        _print_horizons(horizons)
+        return 0
     models = args.models if args.command == "compare" else [args.model]
     result = api.compare(data, models=models, models_dir=args.models_dir, settings=settings,
                          backend=args.backend, qs=args.q, out=args.out, runs_root=args.runs_root,
@@ -199,6 +254,31 @@ def _print_result(result: api.CompareResult) -> None:  # noqa: F821
     best = str(result.loo.iloc[0]["model"])
     print(f"Horizons, {best} (median [95% interval]):\n")
     print(markdown_table(wide_horizon_table(result.horizons[result.horizons["model"] == best])))
+    if result.run_dir:
+        print(f"Run directory: {result.run_dir}  (start with summary.md)")
+
+
+def _print_horizons(result: api.HorizonsResult) -> None:  # noqa: F821
+    from horizon_zoo.horizons import wide_horizon_table
+    from horizon_zoo.rundir import markdown_table
+
+    for model in result.fits:
+        print(f"\nHorizons, {model} (median [95% interval]):\n")
+        print(markdown_table(wide_horizon_table(result.horizons[result.horizons["model"] == model])))
+    if not result.doubling.empty:
+        d = result.doubling
+        print("Doubling time of the horizon, months (median [95% interval]):\n")
+        print(markdown_table(d.assign(doubling=[f"{m:.1f} [{lo:.1f}, {hi:.1f}]" for m, lo, hi in zip(
+            d["doubling_months"], d["lo95_months"], d["hi95_months"])])[
+            ["model", "q", "curve", "trend", "doubling", "n_agents", "agents"]]))
+    if not result.doubling_ratio.empty:
+        print("p80 / p50 doubling-time ratio:\n")
+        print(markdown_table(result.doubling_ratio))
+    if not result.forecasts.empty:
+        f = result.forecasts
+        print("Forecasts (date the trend reaches each threshold):\n")
+        print(markdown_table(f[["model", "q", "curve", "trend", "threshold", "median_date", "lo95_date",
+                                "hi95_date", "far"]]))
     if result.run_dir:
         print(f"Run directory: {result.run_dir}  (start with summary.md)")
 

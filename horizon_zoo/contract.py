@@ -57,6 +57,14 @@ DATA: tuple[Variable, ...] = (
              "natural log of task length in minutes at each grid point, increasing"),
 )
 
+# Optional data: Python provides them when it can; only the models that need them declare them,
+# and fitting such a model without them is an error that names what is missing.
+OPTIONAL_DATA: tuple[Variable, ...] = (
+    Variable("release_year", "vector[A] release_year", "real", ("agent",),
+             "release date of each agent in decimal years (2024.5 is early July 2024); only models "
+             "of the trend over release dates declare it (needs --release-dates)"),
+)
+
 GENERATED: tuple[Variable, ...] = (
     Variable("log_lik", "vector[N] log_lik", "real", ("cell",),
              "weighted binomial log likelihood of each cell (for PSIS-LOO)"),
@@ -106,7 +114,8 @@ def stan_data(run_data: RunData, grid: np.ndarray | None = None) -> dict[str, An
     Returns
     -------
     dict
-        One entry per variable of :data:`DATA`, as plain Python/NumPy values.
+        One entry per variable of :data:`DATA`, as plain Python/NumPy values, plus
+        ``release_year`` when every agent of ``run_data`` has a release date.
     """
     grid = default_grid() if grid is None else np.asarray(grid, dtype=float)
     cells, tasks = run_data.cells, run_data.tasks
@@ -128,6 +137,11 @@ def stan_data(run_data: RunData, grid: np.ndarray | None = None) -> dict[str, An
         "G": len(grid),
         "log_minutes_grid": grid,
     }
+    dates = run_data.release_dates or {}
+    if dates and all(a in dates for a in run_data.agents):
+        from horizon_zoo.release_dates import decimal_year
+
+        data["release_year"] = np.array([decimal_year(dates[a]) for a in run_data.agents])
     check_stan_data(data)
     return data
 
@@ -135,10 +149,10 @@ def stan_data(run_data: RunData, grid: np.ndarray | None = None) -> dict[str, An
 def check_stan_data(data: dict[str, Any]) -> None:
     """Raise ``ValueError`` if ``data`` does not have the contract's names, types and sizes."""
     missing = [v.name for v in DATA if v.name not in data]
-    extra = sorted(set(data) - {v.name for v in DATA})
+    extra = sorted(set(data) - {v.name for v in DATA + OPTIONAL_DATA})
     if missing or extra:
         raise ValueError(f"Stan data: missing {missing}, unexpected {extra}")
-    for var in DATA:
+    for var in DATA + tuple(v for v in OPTIONAL_DATA if v.name in data):
         value = np.asarray(data[var.name])
         expected = tuple(int(data[SIZE_OF_DIM[d]]) for d in var.dims)
         if value.shape != expected:
@@ -158,9 +172,11 @@ def check_program_interface(info: dict[str, Any]) -> list[str]:
     """
     problems: list[str] = []
     inputs = info.get("inputs", {})
-    contract_names = {v.name for v in DATA}
-    for var in DATA:
+    contract_names = {v.name for v in DATA + OPTIONAL_DATA}
+    for var in DATA + OPTIONAL_DATA:
         if var.name not in inputs:
+            if var in OPTIONAL_DATA:
+                continue
             problems.append(f"data block lacks `{var.declaration};` ({var.meaning})")
             continue
         got = inputs[var.name]
@@ -172,7 +188,7 @@ def check_program_interface(info: dict[str, Any]) -> list[str]:
     for name in sorted(set(inputs) - contract_names):
         problems.append(
             f"data block declares `{name}`, which the contract does not provide "
-            f"(allowed: {', '.join(v.name for v in DATA)})"
+            f"(allowed: {', '.join(v.name for v in DATA + OPTIONAL_DATA)})"
         )
     gq = info.get("generated quantities", {})
     for var in GENERATED + OPTIONAL_GENERATED:
@@ -201,8 +217,9 @@ def expected_shape(var: Variable, data: dict[str, Any]) -> tuple[int, ...]:
 
 def contract_markdown() -> str:
     """The contract as Markdown tables (embedded verbatim in ``stan_models/README.md``)."""
-    lines = ["| data variable | Stan declaration | meaning |", "|---|---|---|"]
-    lines += [f"| `{v.name}` | `{v.declaration}` | {v.meaning} |" for v in DATA]
+    lines = ["| data variable | Stan declaration | required | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{v.name}` | `{v.declaration}` | {'yes' if v in DATA else 'optional'} | {v.meaning} |"
+              for v in DATA + OPTIONAL_DATA]
     lines += ["", "| generated quantity | Stan declaration | ArviZ dims | required | meaning |",
               "|---|---|---|---|---|"]
     for v in GENERATED + OPTIONAL_GENERATED:

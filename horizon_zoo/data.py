@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -43,7 +44,7 @@ class RunData:
     ----------
     runs
         One row per run with columns ``run_id, agent, task_id, task_family, task_source,
-        human_source, human_minutes, success`` (plus ``weight``).
+        human_source, human_minutes, success`` (plus ``weight``, and ``model`` when the file has it).
     cells
         One row per (agent, task) with ``agent, task_id, n_runs, n_success, weight``, sorted by
         agent then task in the order of ``agents`` and ``tasks``.
@@ -55,6 +56,9 @@ class RunData:
         Where the runs came from (a path, or a description of simulated data).
     warnings
         Problems that were resolved rather than rejected (e.g. merged human times).
+    release_dates
+        Release date per agent, when a release-dates file was joined (see
+        :mod:`horizon_zoo.release_dates`); agents without one are absent.
     """
 
     runs: pd.DataFrame
@@ -64,9 +68,14 @@ class RunData:
     families: tuple[str, ...]
     source: str
     warnings: tuple[str, ...] = ()
+    release_dates: Mapping[str, date] | None = None
 
     def fingerprint(self) -> str:
-        """SHA-256 of the cells and task lengths: equal fingerprints give equal Stan data."""
+        """SHA-256 of the cells and task lengths: equal fingerprints give equal Stan data.
+
+        Release dates are left out: only trend models read them, and their fits record the
+        dates they used (sidecar ``release_dates``).
+        """
         h = hashlib.sha256()
         h.update(self.cells.to_csv(index=False).encode())
         h.update(self.tasks[["task_id", "task_family", "human_minutes"]].to_csv(index=False).encode())
@@ -261,6 +270,9 @@ def _validate(raw: pd.DataFrame, label: str, weights: Weights | None) -> pd.Data
     else:
         out["run_id"] = raw["_line"].map(lambda n: f"line-{n}").to_numpy()
 
+    # ``model`` (the provider's model id) is kept only to join release dates keyed by it.
+    if "model" in raw.columns:
+        out["model"] = raw["model"].map(lambda v: None if _is_missing(v) else str(v).strip()).to_numpy()
     for column, default in (("task_source", "unknown"), ("human_source", "unknown")):
         if column in raw.columns:
             out[column] = raw[column].map(lambda v, d=default: d if _is_missing(v) else str(v)).to_numpy()

@@ -23,6 +23,7 @@ from horizon_zoo.backends import Draws, SamplerSettings, sample
 from horizon_zoo.contract import stan_data
 from horizon_zoo.data import RunData
 from horizon_zoo.diagnostics import Diagnostics, diagnose
+from horizon_zoo.errors import DataError
 from horizon_zoo.registry import ZooModel
 from horizon_zoo.rundir import atomic_path, atomic_write_text
 
@@ -56,6 +57,12 @@ def fit_model(
     if model.min_adapt_delta > settings.adapt_delta:
         settings = replace(settings, adapt_delta=model.min_adapt_delta)
     data = stan_data(run_data, grid)
+    if "release_year" in model.info.get("inputs", {}) and "release_year" not in data:
+        undated = [a for a in run_data.agents if a not in (run_data.release_dates or {})]
+        raise DataError(
+            f"model '{model.name}' reads release_year: it needs a release date for every agent "
+            f"(give --release-dates FILE); missing for {len(undated)} agent(s): {', '.join(undated[:8])}"
+            + (" ..." if len(undated) > 8 else "") + ".")
     start = time.perf_counter()
     draws = sample(model, data, settings, backend=backend, progress=progress, inits=inits,
                    output_dir=out_dir / f"{model.name}-csv" if out_dir and backend == "cmdstanpy" else None)
@@ -73,6 +80,8 @@ def fit_model(
         "settings": settings.as_dict(),
         "timings": {**draws.timings, "total_s": time.perf_counter() - start},
         "diagnostics": diagnostics.as_dict(),
+        "release_dates": ({a: d.isoformat() for a, d in run_data.release_dates.items()}
+                          if "release_year" in data and run_data.release_dates else None),
         "horizon_zoo_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -115,6 +124,9 @@ def to_datatree(draws: Draws, model: ZooModel, data: dict[str, Any], run_data: R
             "weight": np.asarray(data["weight"]), "log_minutes_grid": np.asarray(data["log_minutes_grid"]),
         },
     }
+    if "release_year" in data:
+        groups["constant_data"]["release_year"] = np.asarray(data["release_year"])
+        dims["release_year"] = ["agent"]
     attrs = {"model": model.name, "backend": draws.backend, "backend_version": draws.backend_version}
     idata = azb.from_dict(groups, coords=coords, dims=dims)
     idata.attrs.update(attrs)

@@ -51,6 +51,11 @@ def true_log2_h50(release: str) -> float:
     return float(np.log2(FIRST_H50_MINUTES) + months / DOUBLING_MONTHS)
 
 
+def default_release_dates() -> dict[str, date]:
+    """Release dates of the default dataset's agents."""
+    return {agent: date.fromisoformat(d) for agent, d in DEFAULT_RELEASE_DATES.items()}
+
+
 def default_runs(seed: int = DEFAULT_SEED) -> pd.DataFrame:
     """The embedded METR-like default dataset as a run table in METR's format."""
     rng = np.random.default_rng(seed)

@@ -1,0 +1,266 @@
+"""How horizons grow with release date: doubling times, p80/p50 ratios and forecasts.
+
+The trend is a least-squares line of log2 horizon on release date fitted **per posterior draw**,
+so the doubling time's interval carries each agent's horizon uncertainty (METR fits one line to
+point estimates and bootstraps tasks instead). Agents whose horizon falls outside the curve
+grid in a draw enter that draw at the grid's edge; the share of such draws is reported with
+the trend and warned about, never hidden.
+
+Models that fit the trend inside Stan (``logistic_trend``: ``trend_level``, ``trend_slope``)
+also get the joint model's own trend, labelled ``joint``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from horizon_zoo.horizons import CURVES, horizon_draws
+from horizon_zoo.release_dates import decimal_year, from_decimal_year
+
+log = logging.getLogger(__name__)
+
+WORK_DAY, WORK_WEEK, WORK_MONTH = 8 * 60.0, 40 * 60.0, 167 * 60.0
+DEFAULT_THRESHOLDS = {"1 work-day (8 h)": WORK_DAY, "1 work-week (40 h)": WORK_WEEK,
+                      "1 work-month (167 h)": WORK_MONTH}
+CONSTANT_HAZARD_RATIO = np.log(0.8) / np.log(0.5)  # h80 / h50 when the hazard is constant
+CENSORED_WARNING_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class TrendDraws:
+    """Posterior draws of one trend line ``log2 h = level + slope * (year - year_mean)``."""
+
+    q: float
+    curve: str
+    source: str  # "per-draw regression" or "joint"
+    agents: tuple[str, ...]
+    level: np.ndarray  # log2 minutes at year_mean, one value per draw
+    slope: np.ndarray  # doublings per year, one value per draw
+    year_mean: float
+    year_range: tuple[float, float]
+    censored: Mapping[str, float]  # share of draws outside the grid, per agent
+
+    @property
+    def doubling_months(self) -> np.ndarray:
+        """Months per doubling per draw (negative when the horizon shrinks, inf when flat)."""
+        with np.errstate(divide="ignore"):
+            return 12.0 / self.slope
+
+    def log2_horizon_at(self, years: np.ndarray) -> np.ndarray:
+        """log2 minutes on the trend at ``years``: shape (draws, len(years))."""
+        return self.level[:, None] + self.slope[:, None] * (np.asarray(years)[None, :] - self.year_mean)
+
+    def crossing_year(self, minutes: float) -> np.ndarray:
+        """Year at which the trend reaches ``minutes`` per draw; nan where it never does."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            year = self.year_mean + (np.log2(minutes) - self.level) / self.slope
+        return np.where(self.slope > 0, year, np.nan)
+
+
+def frontier_agents(medians: Mapping[str, float], years: Mapping[str, float]) -> list[str]:
+    """Agents that beat every agent released before them (METR's state-of-the-art set).
+
+    ``medians`` are horizon medians (any monotone summary works). Agents released the same day
+    compete only with earlier releases, so both can be on the frontier.
+    """
+    agents = sorted((a for a in medians if a in years), key=lambda a: (years[a], a))
+    frontier, best_before, best_today, today = [], -np.inf, -np.inf, None
+    for agent in agents:
+        if years[agent] != today:
+            best_before, best_today, today = max(best_before, best_today), -np.inf, years[agent]
+        if medians[agent] > best_before:
+            frontier.append(agent)
+        best_today = max(best_today, medians[agent])
+    return frontier
+
+
+def trend_draws(
+    idata: xr.DataTree,
+    release_dates: Mapping[str, dt.date],
+    q: float = 0.5,
+    *,
+    agents: str | Sequence[str] = "frontier",
+    curve: str = "p_curve",
+) -> TrendDraws:
+    """Regress log2 q-horizon on release year in every posterior draw.
+
+    ``agents`` is ``"frontier"`` (agents that beat all earlier ones on the median 50% horizon
+    of this curve), ``"all"`` (every dated agent) or an explicit list.
+    """
+    years = {a: decimal_year(d) for a, d in release_dates.items()}
+    h = horizon_draws(idata, q, curve)
+    fitted = [str(a) for a in h["agent"].values]
+    dated = [a for a in fitted if a in years]
+    if isinstance(agents, str):
+        if agents == "all":
+            chosen = dated
+        elif agents == "frontier":
+            h50 = horizon_draws(idata, 0.5, curve)
+            medians = {str(a): float(np.median(h50.sel(agent=a).values)) for a in dated}
+            chosen = frontier_agents(medians, years)
+        else:
+            raise ValueError(f"agents must be 'frontier', 'all' or a list of names, not {agents!r}")
+    else:
+        unknown = [a for a in agents if a not in dated]
+        if unknown:
+            raise ValueError(f"no fitted, dated agent named {', '.join(unknown)}")
+        chosen = list(agents)
+    x_years = np.array([years[a] for a in chosen])
+    if len(chosen) < 2 or np.ptp(x_years) == 0:
+        raise ValueError(f"a trend needs at least two agents with different release dates; got {chosen}")
+    grid = np.asarray(idata["posterior"].to_dataset()["grid"].values)
+    values = h.sel(agent=chosen).values.reshape(-1, len(chosen))
+    censored = {a: float(np.mean((values[:, i] <= grid[0]) | (values[:, i] >= grid[-1])))
+                for i, a in enumerate(chosen)}
+    y = np.log2(np.clip(values, grid[0], grid[-1]))
+    xc = x_years - x_years.mean()
+    slope = (y - y.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+    level = y.mean(axis=1)
+    return TrendDraws(q=q, curve=CURVES.get(curve, curve), source="per-draw regression", agents=tuple(chosen),
+                      level=level, slope=slope, year_mean=float(x_years.mean()),
+                      year_range=(float(x_years.min()), float(x_years.max())), censored=censored)
+
+
+def joint_trend_draws(idata: xr.DataTree) -> TrendDraws | None:
+    """The trend a joint model fitted inside Stan (``trend_level``, ``trend_slope``), if it has one."""
+    post = idata["posterior"].to_dataset()
+    if not {"trend_level", "trend_slope"} <= set(post) or "release_year" not in idata["constant_data"]:
+        return None
+    years = np.asarray(idata["constant_data"]["release_year"].values, dtype=float)
+    return TrendDraws(q=0.5, curve=CURVES["p_curve"], source="joint", agents=tuple(map(str, post["agent"].values)),
+                      level=post["trend_level"].values.reshape(-1), slope=post["trend_slope"].values.reshape(-1),
+                      year_mean=float(years.mean()), year_range=(float(years.min()), float(years.max())),
+                      censored={})
+
+
+def all_trends(
+    idata: xr.DataTree,
+    release_dates: Mapping[str, dt.date],
+    qs: Sequence[float],
+    agents: str | Sequence[str] = "frontier",
+) -> list[TrendDraws]:
+    """Per-draw regression trends for each q and curve the fit has, plus a joint trend if any."""
+    out = []
+    post = idata["posterior"].to_dataset()
+    for curve in CURVES:
+        if curve in post:
+            out += [trend_draws(idata, release_dates, q, agents=agents, curve=curve) for q in qs]
+    joint = joint_trend_draws(idata)
+    if joint is not None:
+        out.append(joint)
+    for trend in out:
+        heavy = {a: s for a, s in trend.censored.items() if s > CENSORED_WARNING_SHARE}
+        if heavy:
+            log.warning("p%d trend (%s): %s; those draws enter the regression at the grid's edge",
+                        round(trend.q * 100), trend.curve,
+                        ", ".join(f"{a} is off the grid in {s:.0%} of draws" for a, s in heavy.items()))
+    return out
+
+
+def _interval(values: np.ndarray) -> tuple[float, float, float]:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return (np.nan, np.nan, np.nan)
+    lo, med, hi = np.quantile(values, [0.025, 0.5, 0.975])
+    return float(med), float(lo), float(hi)
+
+
+def doubling_table(trends: Sequence[TrendDraws]) -> pd.DataFrame:
+    """Doubling time in months (median, 95% interval) for each trend, with what went into it.
+
+    The interval is taken on the slope and inverted, so it stays correct when slopes near zero
+    make doubling times huge; ``p_shrinking`` is the share of draws where the horizon shrinks.
+    """
+    rows = []
+    for t in trends:
+        s_med, s_lo, s_hi = _interval(t.slope)
+        rows.append({
+            "q": t.q, "curve": t.curve, "trend": t.source,
+            "doubling_months": 12 / s_med if s_med > 0 else np.inf,
+            "lo95_months": 12 / s_hi if s_hi > 0 else np.inf,
+            "hi95_months": 12 / s_lo if s_lo > 0 else np.inf,
+            "doublings_per_year": s_med,
+            "p_shrinking": float(np.mean(t.slope <= 0)),
+            "n_agents": len(t.agents),
+            "max_offgrid_share": max(t.censored.values(), default=0.0),
+            "agents": ", ".join(t.agents),
+        })
+    return pd.DataFrame(rows)
+
+
+def doubling_ratio_table(trends: Sequence[TrendDraws], numerator: float = 0.8,
+                         denominator: float = 0.5) -> pd.DataFrame:
+    """Ratio of the p80 and p50 doubling times per draw (1 when the two trends are parallel)."""
+    rows = []
+    by_key = {(t.q, t.curve): t for t in trends if t.source != "joint"}
+    for (q, curve), num in by_key.items():
+        den = by_key.get((denominator, curve))
+        if not np.isclose(q, numerator) or den is None:
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = den.slope / num.slope  # (12 / slope80) / (12 / slope50)
+        med, lo, hi = _interval(ratio)
+        rows.append({"curve": curve, "ratio": f"p{round(numerator * 100)}/p{round(denominator * 100)}",
+                     "median": med, "lo95": lo, "hi95": hi, "agents": ", ".join(num.agents)})
+    return pd.DataFrame(rows)
+
+
+def horizon_ratio_table(idata: xr.DataTree, numerator: float = 0.8, denominator: float = 0.5,
+                        curve: str = "p_curve") -> pd.DataFrame:
+    """Each agent's h80 / h50 ratio (median and 95% interval); a constant hazard predicts 0.32."""
+    num = horizon_draws(idata, numerator, curve)
+    den = horizon_draws(idata, denominator, curve)
+    rows = []
+    for agent in num["agent"].values:
+        a, b = num.sel(agent=agent).values.reshape(-1), den.sel(agent=agent).values.reshape(-1)
+        ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+        med, lo, hi = _interval(a[ok] / b[ok]) if ok.any() else (np.nan, np.nan, np.nan)
+        rows.append({"agent": str(agent), "curve": CURVES.get(curve, curve), "median": med,
+                     "lo95": lo, "hi95": hi, "share_on_grid": float(ok.mean())})
+    return pd.DataFrame(rows)
+
+
+def forecast_table(trends: Sequence[TrendDraws],
+                   thresholds: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Date at which each trend reaches each threshold (minutes): median and 95% interval.
+
+    ``extrapolation_years`` is how far past the last release the median lies; ``far`` flags
+    forecasts further beyond the data than the data's own span of release dates.
+    """
+    thresholds = DEFAULT_THRESHOLDS if thresholds is None else thresholds
+    rows = []
+    for t in trends:
+        span = t.year_range[1] - t.year_range[0]
+        for label, minutes in thresholds.items():
+            year = t.crossing_year(minutes)
+            never = float(np.mean(~np.isfinite(year)))
+            med, lo, hi = np.quantile(np.where(np.isfinite(year), year, np.inf), [0.5, 0.025, 0.975],
+                                      method="inverted_cdf")  # no interpolation between infinities
+            beyond = med - t.year_range[1]
+            rows.append({
+                "q": t.q, "curve": t.curve, "trend": t.source, "threshold": label,
+                "median_date": _date_text(med), "lo95_date": _date_text(lo), "hi95_date": _date_text(hi),
+                "median_year": med, "p_never": never,
+                "extrapolation_years": beyond, "far": bool(beyond > span),
+            })
+    table = pd.DataFrame(rows)
+    far = table[table["far"]] if len(table) else table
+    if len(far):
+        log.warning("%d forecast(s) lie further beyond the last release than the data's whole date range; "
+                    "they are extrapolations of a straight line, not predictions", len(far))
+    return table
+
+
+def _date_text(year: float) -> str:
+    if not np.isfinite(year):
+        return "never" if year > 0 else "n/a"
+    if year > 9999 or year < 1:
+        return "after 9999" if year > 0 else "before year 1"
+    return from_decimal_year(year).isoformat()

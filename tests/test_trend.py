@@ -1,0 +1,249 @@
+"""Release dates, the per-draw horizon trend, forecasts and the ``horizons`` command."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import arviz_base as azb
+import numpy as np
+import pandas as pd
+import pytest
+
+from horizon_zoo import api
+from horizon_zoo.backends import SamplerSettings
+from horizon_zoo.cli import main
+from horizon_zoo.contract import default_grid
+from horizon_zoo.data import load_runs
+from horizon_zoo.errors import DataError
+from horizon_zoo.release_dates import decimal_year, from_decimal_year, match_release_dates, read_release_dates
+from horizon_zoo.trend import (doubling_table, forecast_table, frontier_agents, horizon_ratio_table,
+                               trend_draws)
+from tests.conftest import make_runs
+
+# --- release dates -----------------------------------------------------------------------
+
+
+def test_decimal_year_round_trips():
+    for day in (dt.date(2024, 1, 1), dt.date(2024, 7, 2), dt.date(2023, 12, 31)):
+        assert from_decimal_year(decimal_year(day)) == day
+    assert decimal_year(dt.date(2024, 7, 2)) == pytest.approx(2024.5, abs=0.003)
+
+
+def test_reads_metr_yaml_flat_yaml_and_csv(tmp_path):
+    metr = tmp_path / "release_dates.yaml"
+    metr.write_text("date:\n  agent0: 2024-03-04\n  'agent1': '2024-06-20'\n")
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("agent0: 2024-03-04\nagent1: 2024-06-20\n")
+    csv = tmp_path / "dates.csv"
+    csv.write_text("alias,release_date\nagent0,2024-03-04\nagent1,2024-06-20\n")
+    expected = {"agent0": dt.date(2024, 3, 4), "agent1": dt.date(2024, 6, 20)}
+    for path in (metr, flat, csv):
+        assert read_release_dates(path) == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("date:\n  agent0: soon\n", "not YYYY-MM-DD"),
+    ("- just\n- a list\n", "mapping of agent name"),
+    ("date: [unclosed\n", "not valid YAML"),
+])
+def test_bad_release_date_files_are_named(tmp_path, text, message):
+    path = tmp_path / "dates.yaml"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        read_release_dates(path)
+
+
+def test_matching_by_alias_model_id_and_parenthetical():
+    runs = make_runs(n_agents=3)
+    runs["model"] = runs["alias"].map({"agent0": "lab/agent-zero", "agent1": "x", "agent2": "y"})
+    data = load_runs(runs)
+    dates = {"lab/agent-zero": dt.date(2023, 1, 1), "agent1 (GPT-3)": dt.date(2024, 1, 1),
+             "AGENT2": dt.date(2025, 1, 1)}
+    matched, notes = match_release_dates(data, dates)
+    assert matched == {"agent0": dt.date(2023, 1, 1), "agent1": dt.date(2024, 1, 1), "agent2": dt.date(2025, 1, 1)}
+    assert any("agent0" in n and "model id" in n for n in notes)
+    assert any("agent1 (GPT-3)" in n for n in notes)
+
+
+def test_missing_dates_stop_with_closest_names_unless_skipped():
+    data = load_runs(make_runs(n_agents=3))
+    dates = {"agent0": dt.date(2023, 1, 1), "agent1": dt.date(2024, 1, 1), "agnet2x": dt.date(2025, 1, 1)}
+    with pytest.raises(DataError, match=r"'agent2' \(closest: 'agnet2x'\).*--skip-undated"):
+        match_release_dates(data, dates)
+    matched, notes = match_release_dates(data, dates, skip_missing=True)
+    assert set(matched) == {"agent0", "agent1"} and "left out" in notes[-1]
+
+
+# --- the trend from p_curve draws ----------------------------------------------------------
+
+
+def _curves_idata(log2_h50: np.ndarray, agents: list[str], slope: float = -0.8) -> object:
+    """A fit whose p_curve draws are logistic curves with the given log2 50% horizons.
+
+    ``log2_h50`` has shape (chains, draws, agents)."""
+    grid = default_grid()
+    x = grid / np.log(2)
+    p = 1 / (1 + np.exp(-slope * (x[None, None, None, :] - log2_h50[..., None])))
+    idata = azb.from_dict({"posterior": {"p_curve": p}},
+                          coords={"agent": agents, "grid": np.exp(grid)}, dims={"p_curve": ["agent", "grid"]})
+    return idata
+
+
+def test_per_draw_regression_recovers_a_known_doubling_time():
+    rng = np.random.default_rng(0)
+    dates = {f"a{i}": dt.date(2019 + i, 6, 1) for i in range(6)}
+    years = np.array([decimal_year(d) for d in dates.values()])
+    true_slope = 12 / 7.0  # doublings per year: 7-month doubling
+    centre = true_slope * (years - years.mean()) + 3
+    draws = centre[None, None, :] + rng.normal(0, 0.2, (2, 500, 6))
+    idata = _curves_idata(draws, list(dates))
+    trend = trend_draws(idata, dates, 0.5, agents="all")
+    # The per-draw slope is OLS through the drawn horizons: its posterior sd is 0.2 / sqrt(Sxx).
+    sd = 0.2 / np.sqrt(np.sum((years - years.mean()) ** 2))
+    assert np.mean(trend.slope) == pytest.approx(true_slope, abs=4 * sd / np.sqrt(1000) + 1e-3)
+    assert np.std(trend.slope) == pytest.approx(sd, rel=0.1)
+    table = doubling_table([trend])
+    assert table.loc[0, "lo95_months"] < 7.0 < table.loc[0, "hi95_months"]
+    # The 80% horizon of the same logistic curves is a constant shift: same doubling time.
+    trend80 = trend_draws(idata, dates, 0.8, agents="all")
+    assert np.allclose(trend80.slope, trend.slope, atol=1e-2)
+    ratios = horizon_ratio_table(idata)
+    assert np.allclose(ratios["median"], 2 ** (-np.log(4) / 0.8), rtol=0.02)
+
+
+def test_frontier_keeps_agents_that_beat_every_earlier_release():
+    years = {"old": 2020.0, "good": 2021.0, "worse": 2022.0, "best": 2023.0, "tied": 2023.0}
+    medians = {"old": 1.0, "good": 5.0, "worse": 3.0, "best": 9.0, "tied": 6.0}
+    # "tied" is released on the same day as "best": it competes only with earlier agents.
+    assert frontier_agents(medians, years) == ["old", "good", "best", "tied"]
+
+
+def test_off_grid_draws_are_counted_not_hidden():
+    dates = {"a": dt.date(2020, 1, 1), "b": dt.date(2022, 1, 1), "c": dt.date(2024, 1, 1)}
+    draws = np.tile(np.array([-12.0, 2.0, 6.0]), (1, 100, 1))  # "a" far below one second
+    trend = trend_draws(_curves_idata(draws, list(dates)), dates, 0.5, agents="all")
+    assert trend.censored["a"] == 1.0 and trend.censored["b"] == 0.0
+    assert doubling_table([trend]).loc[0, "max_offgrid_share"] == 1.0
+
+
+def test_forecast_dates_and_the_far_flag():
+    dates = {f"a{i}": dt.date(2020 + i, 1, 1) for i in range(4)}
+    years = np.array([decimal_year(d) for d in dates.values()])
+    draws = (np.log2(60) + 1.0 * (years - years[-1]))[None, None, :] * np.ones((1, 50, 1))
+    trend = trend_draws(_curves_idata(draws, list(dates)), dates, 0.5, agents="all")
+    table = forecast_table([trend], {"2 h": 120.0, "1 work-month": 167 * 60.0})
+    # One doubling per year from 1 hour on 2023-01-01: 2 hours a year later.
+    assert abs(dt.date.fromisoformat(table.loc[0, "median_date"]) - dt.date(2024, 1, 1)) <= dt.timedelta(days=3)
+    assert not table.loc[0, "far"]
+    assert table.loc[1, "far"]  # log2(167) = 7.4 years beyond a 3-year range
+
+
+def test_shrinking_trends_never_cross():
+    dates = {"a": dt.date(2020, 1, 1), "b": dt.date(2024, 1, 1)}
+    draws = np.tile(np.array([4.0, 2.0]), (1, 20, 1))
+    trend = trend_draws(_curves_idata(draws, list(dates)), dates, 0.5, agents="all")
+    table = forecast_table([trend], {"8 h": 480.0})
+    assert table.loc[0, "p_never"] == 1.0 and table.loc[0, "median_date"] == "never"
+    assert doubling_table([trend]).loc[0, "p_shrinking"] == 1.0
+
+
+# --- fits (compile Stan) ------------------------------------------------------------------------
+
+DOUBLING_MONTHS = 7.0
+
+
+def _trend_runs(seed: int = 3) -> tuple[pd.DataFrame, dict[str, dt.date]]:
+    """Logistic runs (no task effects) whose 50% horizons double every 7 months exactly."""
+    rng = np.random.default_rng(seed)
+    dates = {f"agent{i}": dt.date(2019, 3, 1) + dt.timedelta(days=int(i * 365.25 * 0.9)) for i in range(7)}
+    log2_minutes = rng.uniform(np.log2(1 / 60), np.log2(16 * 60), 60)
+    rows = []
+    for agent, day in dates.items():
+        log2_h50 = -3 + (decimal_year(day) - 2019.2) * 12 / DOUBLING_MONTHS
+        p = 1 / (1 + np.exp(0.8 * (log2_minutes - log2_h50)))
+        for t, (lm, pt) in enumerate(zip(log2_minutes, p)):
+            for r in range(6):
+                rows.append({"run_id": f"{agent}-{t}-{r}", "task_id": f"f{t % 12}/t{t}", "task_family": f"f{t % 12}",
+                             "alias": agent, "human_minutes": float(2 ** lm), "score_binarized": int(rng.random() < pt),
+                             "invsqrt_task_weight": 1.0})
+    return pd.DataFrame(rows), dates
+
+
+@pytest.mark.stan
+@pytest.mark.parametrize("model", ["logistic", "logistic_trend"])
+def test_known_doubling_time_is_inside_the_95_interval(model, tmp_path):
+    runs, dates = _trend_runs()
+    data = api.load(runs, release_dates=dates)
+    result = api.horizons(data, models=[model], trend_agents="all", write=False, progress=False,
+                          settings=SamplerSettings(chains=2, warmup=400, draws=400, seed=11))
+    table = result.doubling[(result.doubling["q"] == 0.5)]
+    assert len(table) == (2 if model == "logistic_trend" else 1)  # joint trend too
+    for row in table.itertuples():
+        assert row.lo95_months < DOUBLING_MONTHS < row.hi95_months, row
+
+
+@pytest.mark.stan
+def test_horizons_command_writes_tables_and_figures(tmp_path, write_runs):
+    runs, dates = _trend_runs()
+    runs_path = write_runs(runs)
+    dates_path = tmp_path / "release_dates.yaml"
+    dates_path.write_text("date:\n" + "".join(f"  {a}: {d.isoformat()}\n" for a, d in dates.items()))
+    out = tmp_path / "run"
+    code = main(["-q", "horizons", "--model", "logistic", "--runs", str(runs_path), "--release-dates",
+                 str(dates_path), "--q", "50,80", "--thresholds", "8h,2d", "--chains", "2", "--warmup", "200",
+                 "--draws", "200", "--out", str(out)])
+    assert code == 0
+    for stem in ("horizons", "horizons_wide", "doubling", "doubling_ratio", "horizon_ratio", "forecasts"):
+        assert (out / "tables" / f"{stem}.csv").is_file() and (out / "tables" / f"{stem}.md").is_file()
+    forecasts = pd.read_csv(out / "tables" / "forecasts.csv")
+    assert set(forecasts["threshold"]) == {"8 h", "2 d"}
+    png = out / "figures" / "trend_logistic.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = (out / "summary.md").read_text()
+    assert "Doubling time" in summary and "trend_logistic.png" in summary
+    # Reusing the saved fit gives the same table without sampling again.
+    again = tmp_path / "again"
+    assert main(["-q", "horizons", "--model", "logistic", "--runs", str(runs_path), "--release-dates",
+                 str(dates_path), "--fits", str(out / "fits"), "--out", str(again)]) == 0
+    assert not (again / "fits").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(again / "tables" / "horizons.csv"),
+                                  pd.read_csv(out / "tables" / "horizons.csv"))
+
+
+def test_trend_model_without_dates_is_a_clear_error(write_runs, capsys):
+    code = main(["horizons", "--model", "logistic_trend", "--runs", str(write_runs(make_runs())), "--out", "/dev/null/x"])
+    assert code == 2
+    assert "release date for every agent" in capsys.readouterr().err
+
+
+def _weighted_logistic_mle(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted maximum-likelihood logistic regression (Newton-Raphson): METR's fit, unregularised."""
+    design = np.column_stack([np.ones_like(x), x])
+    coef = np.zeros(2)
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-design @ coef))
+        grad = design.T @ (w * (y - p))
+        hess = (design * (w * p * (1 - p))[:, None]).T @ design
+        step = np.linalg.solve(hess, grad)
+        coef += step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return coef
+
+
+@pytest.mark.stan
+def test_invsqrt_weighted_logistic_reproduces_metr_within_posterior_sd():
+    from tests.conftest import small_default
+
+    data = api.load(small_default(n_agents=4, n_tasks=60), weights="invsqrt")
+    fit = api.fit("logistic", data, settings=SamplerSettings(chains=2, warmup=500, draws=500, seed=3), progress=False)
+    post = fit.idata["posterior"]["log2_h50"]
+    runs = data.runs
+    for agent in data.agents:
+        r = runs[runs["agent"] == agent]
+        coef = _weighted_logistic_mle(np.log2(r["human_minutes"].to_numpy()), r["success"].to_numpy(float),
+                                      r["weight"].to_numpy())
+        mle_log2_h50 = -coef[0] / coef[1]
+        draws = post.sel(agent=agent).values.reshape(-1)
+        assert abs(np.mean(draws) - mle_log2_h50) < np.std(draws), (agent, np.mean(draws), mle_log2_h50)
+
