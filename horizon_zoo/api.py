@@ -50,6 +50,7 @@ class CompareResult:
     diagnostics: pd.DataFrame
     failed: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    checks: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load(
@@ -189,12 +190,26 @@ def compare(
         [horizon_table(f.idata, qs).assign(model=n) for n, f in fits.items()], ignore_index=True
     )[lambda t: ["model", *[c for c in t.columns if c != "model"]]]
     diagnostics = diagnostics_table(fits)
-    result = CompareResult(run_dir, data, fits, loo_table, horizons, diagnostics, failed, skipped)
+    checks = _compare_checks(fits, data, run_dir)
+    result = CompareResult(run_dir, data, fits, loo_table, horizons, diagnostics, failed, skipped, checks)
     if run_dir:
         _write_tables(result, run_name, manifest["command"])
         _write_manifest(run_dir, {**manifest, "status": "complete", "completed": sorted(fits),
                                   "failed": failed, "finished": _now()})
     return result
+
+
+def _compare_checks(fits: dict[str, Fit], data: RunData, run_dir: Path | None) -> pd.DataFrame:
+    """Posterior predictive checks of every fit; figures and per-model tables into the run directory."""
+    from horizon_zoo.checks import checks_summary, run_checks, write_check_outputs
+
+    results = {}
+    for name, f in fits.items():
+        log.info("checking %s", name)
+        results[name] = run_checks(f.idata, name)
+        if run_dir:
+            write_check_outputs(results[name], f.idata, run_dir, agent_order(data))
+    return checks_summary(results)
 
 
 def _models_the_data_can_feed(zoo: list[ZooModel], data: RunData, *, explicit: bool
@@ -246,6 +261,11 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
         f"## Horizons of the best model by elpd ({best}), median [95% interval]", "",
         markdown_table(wide[wide["model"] == best].drop(columns="model")),
     ]
+    if not result.checks.empty:
+        write_table(result.checks, tables, "checks")
+        summary += ["## Posterior predictive checks", "", CHECKS_LEGEND, "", markdown_table(result.checks),
+                    "Per model: `tables/checks_<model>.csv`, `tables/calibration_<model>.csv` and "
+                    "`figures/{calibration,curves,residuals,loo_pit}_<model>.png`.", ""]
     if result.failed:
         summary += ["## Models that failed", ""] + [f"- {m}: {e}" for m, e in result.failed.items()]
     if result.skipped:
@@ -347,7 +367,6 @@ def horizons(
         A run directory's ``fits/`` (e.g. from ``compare``): a saved fit is reused when its
         model hash and data fingerprint match; otherwise the model is fitted afresh.
     """
-    from horizon_zoo.fit import load_fit
     from horizon_zoo.plots import plot_trend, plot_trend_overlay, save_figure
     from horizon_zoo.trend import (all_trends, doubling_ratio_table, doubling_table, forecast_table,
                                    horizon_ratio_table)
@@ -366,24 +385,7 @@ def horizons(
     zoo = select_models(models, models_dir)
     zoo, _ = _models_the_data_can_feed(zoo, data, explicit=True)
     run_dir = new_run_dir("horizons", runs_root, out) if write else None
-    fits: dict[str, xr.DataTree] = {}
-    for i, model in enumerate(zoo, start=1):
-        saved = Path(fits_dir) / f"{model.name}.nc" if fits_dir else None
-        if saved is not None and saved.is_file():
-            idata, info = load_fit(saved)
-            if info.get("model_sha256") == model.sha256 and info.get("data_fingerprint") == data.fingerprint():
-                log.info("[%d/%d] %s: reusing %s", i, len(zoo), model.name, saved)
-                fits[model.name] = idata
-                continue
-            log.info("[%d/%d] %s: %s was fitted to other data or another version of the model; refitting",
-                     i, len(zoo), model.name, saved)
-        log.info("[%d/%d] %s: %d chains x %d draws", i, len(zoo), model.name, settings.chains, settings.draws)
-        result = fit_model(model, data, settings=settings, backend=backend,
-                           out_dir=run_dir / "fits" if run_dir else None, progress=progress)
-        if result.diagnostics.verdict == "fail":
-            log.warning("%s failed its diagnostics (%s): read its horizons with care", model.name,
-                        "; ".join(result.diagnostics.problems))
-        fits[model.name] = result.idata
+    fits = _fits_or_saved(zoo, data, settings, backend, fits_dir, run_dir, progress)
     table = pd.concat([horizon_table(idata, qs).assign(model=name) for name, idata in fits.items()],
                       ignore_index=True)[lambda t: ["model", *[c for c in t.columns if c != "model"]]]
     trend_tables: dict[str, list[pd.DataFrame]] = {k: [] for k in ("doubling", "ratio", "hratio", "forecast")}
@@ -420,6 +422,113 @@ def horizons(
                 result.figures.append(path)
         _write_horizon_tables(result, command or " ".join(sys.argv))
     return result
+
+
+def _fits_or_saved(zoo: list[ZooModel], data: RunData, settings: SamplerSettings, backend: str,
+                   fits_dir: str | Path | None, run_dir: Path | None, progress: bool) -> dict[str, xr.DataTree]:
+    """Each model's fit: reused from ``fits_dir`` when model hash and data match, else sampled."""
+    from horizon_zoo.fit import load_fit
+
+    fits: dict[str, xr.DataTree] = {}
+    for i, model in enumerate(zoo, start=1):
+        saved = Path(fits_dir) / f"{model.name}.nc" if fits_dir else None
+        if saved is not None and saved.is_file():
+            idata, info = load_fit(saved)
+            if info.get("model_sha256") == model.sha256 and info.get("data_fingerprint") == data.fingerprint():
+                log.info("[%d/%d] %s: reusing %s", i, len(zoo), model.name, saved)
+                fits[model.name] = idata
+                continue
+            log.info("[%d/%d] %s: %s was fitted to other data or another version of the model; refitting",
+                     i, len(zoo), model.name, saved)
+        log.info("[%d/%d] %s: %d chains x %d draws", i, len(zoo), model.name, settings.chains, settings.draws)
+        result = fit_model(model, data, settings=settings, backend=backend,
+                           out_dir=run_dir / "fits" if run_dir else None, progress=progress)
+        if result.diagnostics.verdict == "fail":
+            log.warning("%s failed its diagnostics (%s): read its results with care", model.name,
+                        "; ".join(result.diagnostics.problems))
+        fits[model.name] = result.idata
+    return fits
+
+
+def agent_order(data: RunData) -> list[str]:
+    """Agents by release date when every agent has one, else by overall success rate."""
+    dates = data.release_dates or {}
+    if all(a in dates for a in data.agents):
+        return sorted(data.agents, key=lambda a: (dates[a], a))
+    rate = data.runs.groupby("agent")["success"].mean()
+    return sorted(data.agents, key=lambda a: (float(rate.get(a, 0.0)), a))
+
+
+@dataclass
+class CheckRunResult:
+    """What ``check`` produced: per-model check results and the summary table."""
+
+    run_dir: Path | None
+    data: RunData
+    results: dict[str, Any]
+    summary: pd.DataFrame
+    figures: list[Path] = field(default_factory=list)
+
+
+def check(
+    runs: str | Path | RunData | None = None,
+    *,
+    models: Sequence[str] = ("logistic",),
+    models_dir: str | Path | None = None,
+    settings: SamplerSettings | None = None,
+    backend: str = "auto",
+    fits_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    runs_root: str | Path | None = None,
+    write: bool = True,
+    progress: bool = True,
+    command: str | None = None,
+) -> CheckRunResult:
+    """Posterior predictive checks of each model (see :mod:`horizon_zoo.checks`).
+
+    Fits the models (or reuses saved fits from ``fits_dir``), runs every check and writes the
+    p-value tables, calibration tables and figures, plus ``summary.md`` with the model x statistic
+    table. Returns the :class:`horizon_zoo.checks.CheckResult` of each model.
+    """
+    from horizon_zoo.checks import checks_summary, run_checks, write_check_outputs
+
+    settings = settings or SamplerSettings()
+    data = runs if isinstance(runs, RunData) else load(runs)
+    zoo = select_models(models, models_dir)
+    zoo, _ = _models_the_data_can_feed(zoo, data, explicit=True)
+    run_dir = new_run_dir("check", runs_root, out) if write else None
+    fits = _fits_or_saved(zoo, data, settings, backend, fits_dir, run_dir, progress)
+    results, figures = {}, []
+    for name, idata in fits.items():
+        log.info("checking %s", name)
+        results[name] = run_checks(idata, name)
+        if run_dir:
+            figures += write_check_outputs(results[name], idata, run_dir, agent_order(data))
+    summary = checks_summary(results)
+    result = CheckRunResult(run_dir, data, results, summary, figures)
+    if run_dir:
+        from horizon_zoo.rundir import markdown_table
+
+        write_table(summary, run_dir / "tables", "checks")
+        lines = ["# horizon-zoo check", "", f"Command: `{command or ' '.join(sys.argv)}`", "",
+                 f"Data: {data.source}: {len(data.runs)} runs, {len(data.agents)} agents, {len(data.tasks)} tasks, "
+                 f"{len(data.families)} families.", "", CHECKS_LEGEND, "", markdown_table(summary)]
+        for name, r in results.items():
+            lines += [f"## {name}", "", markdown_table(r.p_values[r.p_values["kind"] != "family"])]
+            lines += [f"![{p.stem}](figures/{p.name})" for p in figures if p.stem.endswith("_" + name)]
+            lines.append("")
+        atomic_write_text(run_dir / "summary.md", "\n".join(lines) + "\n")
+    return result
+
+
+CHECKS_LEGEND = (
+    "Posterior predictive p-values, `P(T(y_rep) > T(y))` (mid-p); `*` marks values outside "
+    "[0.025, 0.975]. Task block: mean within-family minus between-family residual correlation "
+    "of tasks (high = tasks of a family share difficulty the model misses). Agent eigen share: "
+    "the leading eigenvalue's share of the agent residual correlation matrix (high = one pattern "
+    "over tasks runs through every agent's residuals). Families / calibration bins flagged: how "
+    "many per-family success rates and (agent, length bin) success rates lie outside the "
+    "replicated 95%: about 5% are expected by chance.")
 
 
 def _model_first(table: pd.DataFrame) -> pd.DataFrame:

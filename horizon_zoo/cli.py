@@ -166,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampler_options(p)
     _add_output_options(p)
 
+    p = sub.add_parser("check", help="posterior predictive checks: what structure each model misses",
+                       description="Fit one or more models (or reuse fits with --fits) and run the posterior "
+                                   "predictive checks: calibration by task length, success curves over binned "
+                                   "rates, agent and task residual correlation structure with block statistics, "
+                                   "LOO-PIT and Pareto k, and test statistics with p-values. Writes figures, "
+                                   "tables of p-values and summary.md.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=_csv_list, default=["logistic"], metavar="NAME[,NAME]",
+                   help="model names or .stan paths (default: logistic)")
+    p.add_argument("--fits", type=Path, metavar="DIR",
+                   help="reuse saved fits from this directory (a run directory's fits/) when model and data match")
+    _add_data_options(p)
+    _add_sampler_options(p)
+    _add_output_options(p)
+
     p = sub.add_parser("simulate", help="simulate runs from a zoo model (prior draw or given values)",
                        description="Simulate successes from any zoo model on the design (agents, tasks, "
                                    "runs per cell) of --runs or of the embedded default dataset, at "
@@ -179,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=SamplerSettings().seed, help="random seed (default: %(default)s)")
     p.add_argument("--backend", choices=["auto", "cmdstanpy", "pystan"], default="auto", help="Stan backend")
     p.add_argument("--runs", type=Path, metavar="FILE", help="design to simulate on (default: embedded dataset)")
+    p.add_argument("--release-dates", type=Path, metavar="FILE",
+                   help="agents' release dates, for trend models (the embedded dataset has its own)")
 
     sub.add_parser("list-models", help="list the zoo: name, hypothesis, free parameters",
                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -220,6 +237,17 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
                     max_minutes_ratio=args.max_minutes_ratio, release_dates=args.release_dates,
                     skip_undated=args.skip_undated)
     command = "horizon-zoo " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    if args.command == "check":
+        checked = api.check(data, models=args.model, models_dir=args.models_dir, settings=settings,
+                            backend=args.backend, fits_dir=args.fits, out=args.out, runs_root=args.runs_root,
+                            progress=not args.quiet, command=command)
+        from horizon_zoo.rundir import markdown_table
+
+        print("\nPosterior predictive checks (p-values; * outside [0.025, 0.975]):\n")
+        print(markdown_table(checked.summary))
+        if checked.run_dir:
+            print(f"Run directory: {checked.run_dir}  (start with summary.md)")
+        return 0
     if args.command == "horizons":
         agents = args.trend_agents if args.trend_agents in ("frontier", "all") else _csv_list(args.trend_agents)
         horizons = api.horizons(data, models=args.model, models_dir=args.models_dir, qs=args.q,
@@ -254,6 +282,9 @@ def _print_result(result: api.CompareResult) -> None:  # noqa: F821
     best = str(result.loo.iloc[0]["model"])
     print(f"Horizons, {best} (median [95% interval]):\n")
     print(markdown_table(wide_horizon_table(result.horizons[result.horizons["model"] == best])))
+    if not result.checks.empty:
+        print("Posterior predictive checks (p-values; * outside [0.025, 0.975]):\n")
+        print(markdown_table(result.checks))
     if result.run_dir:
         print(f"Run directory: {result.run_dir}  (start with summary.md)")
 
@@ -294,7 +325,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from horizon_zoo.simulate import draw_from_prior, runs_table, simulate_at
 
     model = resolve(args.model, args.models_dir)
-    design = api.load(args.runs)
+    design = api.load(args.runs, release_dates=args.release_dates)
     if args.values:
         try:
             values = json.loads(args.values.read_text())

@@ -56,7 +56,8 @@ def test_every_model_converges_on_real_data(path, tmp_path, capsys):
     if not path.exists():
         pytest.skip(f"{path} not present")
     out = tmp_path / "run"
-    assert main(["compare", "--runs", str(path), "--out", str(out)]) == 0
+    dates = path.parent / "release_dates.yaml"  # so the trend model is fitted too
+    assert main(["compare", "--runs", str(path), "--release-dates", str(dates), "--out", str(out)]) == 0
     diagnostics = pd.read_csv(out / "tables" / "diagnostics.csv")
     assert (diagnostics["max_rhat"] < 1.01).all(), diagnostics
     assert (diagnostics["divergences"] == 0).all(), diagnostics

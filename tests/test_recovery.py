@@ -11,6 +11,8 @@ are required on the real datasets (tests/test_end_to_end.py, --real-data).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -19,7 +21,7 @@ from horizon_zoo.backends import SamplerSettings
 from horizon_zoo.data import load_runs
 from horizon_zoo.fit import fit_model
 from horizon_zoo.registry import discover
-from horizon_zoo.simulate import draw_from_prior
+from horizon_zoo.simulate import default_release_dates, draw_from_prior
 from tests.conftest import small_default
 
 ZOO = discover()
@@ -30,6 +32,7 @@ ZOO = discover()
 def test_parameters_are_recovered(name):
     model = ZOO[name]
     design = load_runs(small_default(n_agents=6, n_tasks=40), source="recovery design")
+    design = dataclasses.replace(design, release_dates=default_release_dates())  # for trend models
     truth, simulated = draw_from_prior(model, design, seed=101)
     fit = fit_model(model, simulated, settings=SamplerSettings(chains=4, warmup=500, draws=500, seed=5, adapt_delta=0.9),
                     progress=False)
