@@ -1,10 +1,11 @@
 """How horizons grow with release date: doubling times, p80/p50 ratios and forecasts.
 
-The trend is a least-squares line of log2 horizon on release date fitted **per posterior draw**,
-so the doubling time's interval carries each agent's horizon uncertainty (METR fits one line to
-point estimates and bootstraps tasks instead). Agents whose horizon falls outside the curve
-grid in a draw enter that draw at the grid's edge; the share of such draws is reported with
-the trend and warned about, never hidden.
+The trend is a line of log2 horizon on release date fitted **per posterior draw**, and drawn
+from that draw's regression posterior, so the doubling time's interval carries each agent's
+horizon uncertainty and the agents' scatter around the line (METR fits one line to point
+estimates and bootstraps tasks instead). Agents whose horizon falls outside the curve grid in a
+draw enter that draw at the grid's edge; the share of such draws is reported with the trend and
+warned about, never hidden, and agents off the grid in most draws are left out.
 
 Models that fit the trend inside Stan (``logistic_trend``: ``trend_level``, ``trend_slope``)
 also get the joint model's own trend, labelled ``joint``.
@@ -88,11 +89,20 @@ def trend_draws(
     *,
     agents: str | Sequence[str] = "frontier",
     curve: str = "p_curve",
+    regression_uncertainty: bool = True,
+    seed: int = 0,
 ) -> TrendDraws:
     """Regress log2 q-horizon on release year in every posterior draw.
 
     ``agents`` is ``"frontier"`` (agents that beat all earlier ones on the median 50% horizon
-    of this curve), ``"all"`` (every dated agent) or an explicit list.
+    of this curve), ``"all"`` (every dated agent) or an explicit list. Agents chosen by rule
+    whose horizon is off the grid in most draws are left out (their horizon is only a bound)
+    with a warning; listed agents are always kept.
+
+    With ``regression_uncertainty`` each draw's line is itself drawn from the posterior of a
+    linear regression with flat priors (``sigma^2 ~ RSS / chi^2_{n-2}``, then level and slope
+    normal around the least-squares fit), so the interval carries both the agents' horizon
+    uncertainty and their scatter around the line. Without it, only the former.
     """
     years = {a: decimal_year(d) for a, d in release_dates.items()}
     h = horizon_draws(idata, q, curve)
@@ -112,20 +122,40 @@ def trend_draws(
         if unknown:
             raise ValueError(f"no fitted, dated agent named {', '.join(unknown)}")
         chosen = list(agents)
+    grid = np.asarray(idata["posterior"].to_dataset()["grid"].values)
+    if isinstance(agents, str):
+        shares = {a: _offgrid_share(h.sel(agent=a).values, grid) for a in chosen}
+        dropped = [a for a in chosen if shares[a] > 0.5]
+        if dropped:
+            log.warning("p%d trend (%s): left out %s: the horizon is off the grid in most draws, so only a bound "
+                        "is known (name agents with --trend-agents to force them in)", round(q * 100),
+                        CURVES.get(curve, curve), ", ".join(f"{a} ({shares[a]:.0%})" for a in dropped))
+            chosen = [a for a in chosen if a not in dropped]
     x_years = np.array([years[a] for a in chosen])
     if len(chosen) < 2 or np.ptp(x_years) == 0:
         raise ValueError(f"a trend needs at least two agents with different release dates; got {chosen}")
-    grid = np.asarray(idata["posterior"].to_dataset()["grid"].values)
     values = h.sel(agent=chosen).values.reshape(-1, len(chosen))
-    censored = {a: float(np.mean((values[:, i] <= grid[0]) | (values[:, i] >= grid[-1])))
-                for i, a in enumerate(chosen)}
+    censored = {a: _offgrid_share(values[:, i], grid) for i, a in enumerate(chosen)}
     y = np.log2(np.clip(values, grid[0], grid[-1]))
     xc = x_years - x_years.mean()
-    slope = (y - y.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+    sxx = xc @ xc
+    slope = (y - y.mean(axis=1, keepdims=True)) @ xc / sxx
     level = y.mean(axis=1)
+    df = len(chosen) - 2
+    if regression_uncertainty and df > 0:
+        rng = np.random.default_rng(seed)
+        rss = np.sum((y - level[:, None] - slope[:, None] * xc[None, :]) ** 2, axis=1)
+        sigma = np.sqrt(rss / rng.chisquare(df, size=len(rss)))
+        slope = slope + sigma / np.sqrt(sxx) * rng.standard_normal(len(rss))
+        level = level + sigma / np.sqrt(len(chosen)) * rng.standard_normal(len(rss))
     return TrendDraws(q=q, curve=CURVES.get(curve, curve), source="per-draw regression", agents=tuple(chosen),
                       level=level, slope=slope, year_mean=float(x_years.mean()),
                       year_range=(float(x_years.min()), float(x_years.max())), censored=censored)
+
+
+def _offgrid_share(minutes: np.ndarray, grid: np.ndarray) -> float:
+    minutes = np.asarray(minutes).reshape(-1)
+    return float(np.mean((minutes <= grid[0]) | (minutes >= grid[-1])))
 
 
 def joint_trend_draws(idata: xr.DataTree) -> TrendDraws | None:

@@ -97,15 +97,20 @@ def test_per_draw_regression_recovers_a_known_doubling_time():
     centre = true_slope * (years - years.mean()) + 3
     draws = centre[None, None, :] + rng.normal(0, 0.2, (2, 500, 6))
     idata = _curves_idata(draws, list(dates))
-    trend = trend_draws(idata, dates, 0.5, agents="all")
-    # The per-draw slope is OLS through the drawn horizons: its posterior sd is 0.2 / sqrt(Sxx).
+    trend = trend_draws(idata, dates, 0.5, agents="all", regression_uncertainty=False)
+    # Without the regression's own uncertainty the per-draw slope is OLS through the drawn
+    # horizons: its sd is 0.2 / sqrt(Sxx).
     sd = 0.2 / np.sqrt(np.sum((years - years.mean()) ** 2))
     assert np.mean(trend.slope) == pytest.approx(true_slope, abs=4 * sd / np.sqrt(1000) + 1e-3)
     assert np.std(trend.slope) == pytest.approx(sd, rel=0.1)
-    table = doubling_table([trend])
+    # With it, the scatter of each draw's horizons around its line widens the interval.
+    full = trend_draws(idata, dates, 0.5, agents="all")
+    assert np.mean(full.slope) == pytest.approx(true_slope, abs=4 * np.std(full.slope) / np.sqrt(1000))
+    assert np.std(full.slope) > 1.2 * sd
+    table = doubling_table([full])
     assert table.loc[0, "lo95_months"] < 7.0 < table.loc[0, "hi95_months"]
     # The 80% horizon of the same logistic curves is a constant shift: same doubling time.
-    trend80 = trend_draws(idata, dates, 0.8, agents="all")
+    trend80 = trend_draws(idata, dates, 0.8, agents="all", regression_uncertainty=False)
     assert np.allclose(trend80.slope, trend.slope, atol=1e-2)
     ratios = horizon_ratio_table(idata)
     assert np.allclose(ratios["median"], 2 ** (-np.log(4) / 0.8), rtol=0.02)
@@ -118,12 +123,16 @@ def test_frontier_keeps_agents_that_beat_every_earlier_release():
     assert frontier_agents(medians, years) == ["old", "good", "best", "tied"]
 
 
-def test_off_grid_draws_are_counted_not_hidden():
+def test_off_grid_agents_are_counted_and_left_out_unless_named():
     dates = {"a": dt.date(2020, 1, 1), "b": dt.date(2022, 1, 1), "c": dt.date(2024, 1, 1)}
     draws = np.tile(np.array([-12.0, 2.0, 6.0]), (1, 100, 1))  # "a" far below one second
-    trend = trend_draws(_curves_idata(draws, list(dates)), dates, 0.5, agents="all")
-    assert trend.censored["a"] == 1.0 and trend.censored["b"] == 0.0
-    assert doubling_table([trend]).loc[0, "max_offgrid_share"] == 1.0
+    draws[0, :30, 2] = 30.0  # "c" above one month in 30% of draws
+    idata = _curves_idata(draws, list(dates))
+    trend = trend_draws(idata, dates, 0.5, agents="all")
+    assert trend.agents == ("b", "c") and trend.censored["c"] == pytest.approx(0.3)
+    assert doubling_table([trend]).loc[0, "max_offgrid_share"] == pytest.approx(0.3)
+    named = trend_draws(idata, dates, 0.5, agents=["a", "b", "c"])
+    assert named.censored["a"] == 1.0
 
 
 def test_forecast_dates_and_the_far_flag():
