@@ -154,11 +154,7 @@ def compare(
     zoo = select_models(models, models_dir)
     zoo, skipped = _models_the_data_can_feed(zoo, data, explicit=bool(models))
     run_dir = new_run_dir(run_name, runs_root, out) if write else None
-    manifest = {**_manifest(command, data, zoo, settings, backend), "skipped": skipped}
-    if run_dir:
-        _write_data_summary(data, run_dir)
-        _write_manifest(run_dir, manifest)
-        log.info("writing to %s", run_dir)
+    manifest = _begin_run(run_dir, run_name, command, data, zoo, settings, backend, skipped=skipped)
     fits: dict[str, Fit] = {}
     failed: dict[str, str] = {}
     try:
@@ -194,8 +190,13 @@ def compare(
     result = CompareResult(run_dir, data, fits, loo_table, horizons, diagnostics, failed, skipped, checks)
     if run_dir:
         _write_tables(result, run_name, manifest["command"])
-        _write_manifest(run_dir, {**manifest, "status": "complete", "completed": sorted(fits),
-                                  "failed": failed, "finished": _now()})
+        best = str(loo_table.iloc[0]["model"])
+        trend = trend_outputs({n: f.idata for n, f in fits.items()}, data, qs, horizons, run_dir=run_dir,
+                              figure_models=[best, "logistic"])
+        for stem in ("doubling", "doubling_ratio", "forecasts"):
+            if not trend[stem].empty:
+                write_table(trend[stem], run_dir / "tables", stem)
+        _end_run(run_dir, manifest, sorted(fits), failed=failed)
     return result
 
 
@@ -273,11 +274,32 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
     atomic_write_text(result.run_dir / "summary.md", "\n".join(summary) + "\n")
 
 
+def _begin_run(run_dir: Path | None, name: str, command: str | None, data: RunData, zoo: list[ZooModel],
+               settings: SamplerSettings, backend: str, **extra: Any) -> dict[str, Any]:
+    """Manifest of a run (status ``running``) and the data summary, written before any fit."""
+    manifest = {**_manifest(command, data, zoo, settings, backend), "run": name, **extra}
+    if run_dir:
+        _write_data_summary(data, run_dir)
+        _write_manifest(run_dir, manifest)
+        log.info("writing to %s", run_dir)
+    return manifest
+
+
+def _end_run(run_dir: Path, manifest: dict[str, Any], completed: list[str], **extra: Any) -> None:
+    """Mark the run complete and write report.html / report.md, the files a reader opens first."""
+    from horizon_zoo.report import write_report
+
+    _write_manifest(run_dir, {**manifest, "status": "complete", "completed": completed, **extra,
+                              "finished": _now()})
+    html_path, _ = write_report(run_dir)
+    log.info("report: %s", html_path)
+
+
 def _write_data_summary(data: RunData, run_dir: Path) -> None:
     write_table(data.cells, run_dir / "data", "cells")
     write_table(data.tasks, run_dir / "data", "tasks")
     summary = {**data.summary(), "fingerprint": data.fingerprint(), "warnings": list(data.warnings),
-               "agents": list(data.agents)}
+               "agents_list": list(data.agents)}
     atomic_write_text(run_dir / "data" / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
@@ -367,10 +389,6 @@ def horizons(
         A run directory's ``fits/`` (e.g. from ``compare``): a saved fit is reused when its
         model hash and data fingerprint match; otherwise the model is fitted afresh.
     """
-    from horizon_zoo.plots import plot_trend, plot_trend_overlay, save_figure
-    from horizon_zoo.trend import (all_trends, doubling_ratio_table, doubling_table, forecast_table,
-                                   horizon_ratio_table)
-
     settings = settings or SamplerSettings()
     if isinstance(runs, RunData):
         data = runs
@@ -385,43 +403,67 @@ def horizons(
     zoo = select_models(models, models_dir)
     zoo, _ = _models_the_data_can_feed(zoo, data, explicit=True)
     run_dir = new_run_dir("horizons", runs_root, out) if write else None
+    manifest = _begin_run(run_dir, "horizons", command, data, zoo, settings, backend)
     fits = _fits_or_saved(zoo, data, settings, backend, fits_dir, run_dir, progress)
     table = pd.concat([horizon_table(idata, qs).assign(model=name) for name, idata in fits.items()],
                       ignore_index=True)[lambda t: ["model", *[c for c in t.columns if c != "model"]]]
-    trend_tables: dict[str, list[pd.DataFrame]] = {k: [] for k in ("doubling", "ratio", "hratio", "forecast")}
+    trend = trend_outputs(fits, data, qs, table, trend_agents=trend_agents, thresholds=thresholds,
+                          run_dir=run_dir)
+    result = HorizonsResult(run_dir, data, fits, table, trend["doubling"], trend["doubling_ratio"],
+                            trend["horizon_ratio"], trend["forecasts"], trend["figures"])
+    if run_dir:
+        _write_horizon_tables(result, manifest["command"])
+        _end_run(run_dir, manifest, sorted(fits))
+    return result
+
+
+def trend_outputs(fits: Mapping[str, xr.DataTree], data: RunData, qs: Sequence[float], table: pd.DataFrame, *,
+                  trend_agents: str | Sequence[str] = "frontier", thresholds: Mapping[str, float] | None = None,
+                  run_dir: Path | None = None, figure_models: Sequence[str] | None = None) -> dict[str, Any]:
+    """Doubling times, p80/p50 ratios, forecasts (tables) and trend figures for fitted models.
+
+    ``table`` is the horizon table of the fits; figures are drawn for ``figure_models``
+    (default: all) when ``run_dir`` is given, with an overlay when there are several.
+    """
+    from horizon_zoo.plots import plot_trend, plot_trend_overlay, save_figure
+    from horizon_zoo.trend import (all_trends, doubling_ratio_table, doubling_table, forecast_table,
+                                   horizon_ratio_table)
+
+    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("doubling", "doubling_ratio", "horizon_ratio",
+                                                          "forecasts")}
     trends_by_model = {}
     dates = data.release_dates or {}
+    dated = len([a for a in data.agents if a in dates]) >= 2
+    if not dated:
+        log.warning("no release dates: horizons only (give --release-dates FILE for the trend)")
     for name, idata in fits.items():
-        trend_tables["hratio"].append(horizon_ratio_table(idata).assign(model=name))
-        if len([a for a in data.agents if a in dates]) < 2:
+        parts["horizon_ratio"].append(horizon_ratio_table(idata).assign(model=name))
+        if not dated:
             continue
         trends = all_trends(idata, dates, qs, agents=trend_agents)
         trends_by_model[name] = trends
-        trend_tables["doubling"].append(doubling_table(trends).assign(model=name))
-        trend_tables["ratio"].append(doubling_ratio_table(trends).assign(model=name))
-        trend_tables["forecast"].append(forecast_table(trends, thresholds).assign(model=name))
-    if not dates:
-        log.warning("no release dates: horizons only (give --release-dates FILE for the trend)")
-    combined = {k: _model_first(pd.concat(v, ignore_index=True)) if v else pd.DataFrame()
-                for k, v in trend_tables.items()}
-    result = HorizonsResult(run_dir, data, fits, table, combined["doubling"], combined["ratio"],
-                            combined["hratio"], combined["forecast"])
-    if run_dir:
+        parts["doubling"].append(doubling_table(trends).assign(model=name))
+        parts["doubling_ratio"].append(doubling_ratio_table(trends).assign(model=name))
+        parts["forecasts"].append(forecast_table(trends, thresholds).assign(model=name))
+    out: dict[str, Any] = {k: _model_first(pd.concat(v, ignore_index=True)) if v else pd.DataFrame()
+                           for k, v in parts.items()}
+    out["figures"] = []
+    if run_dir and trends_by_model:
         grid = tuple(float(x) for x in np.exp(default_grid()[[0, -1]]))
-        for name, trends in trends_by_model.items():
+        drawn = {n: t for n, t in trends_by_model.items() if figure_models is None or n in figure_models}
+        for name, trends in drawn.items():
             fig = plot_trend(table[table["model"] == name], trends, dates, grid, f"{name}: {data.source}")
             path = run_dir / "figures" / f"trend_{name}.png"
             save_figure(fig, path)
-            result.figures.append(path)
-        if len(trends_by_model) > 1:
+            out["figures"].append(path)
+        if len(drawn) > 1:
             for q in qs:
-                fig = plot_trend_overlay({n: (table[table["model"] == n], t) for n, t in trends_by_model.items()},
+                fig = plot_trend_overlay({n: (table[table["model"] == n], t) for n, t in drawn.items()},
                                          dates, grid, q)
                 path = run_dir / "figures" / f"trend_models_p{round(q * 100)}.png"
                 save_figure(fig, path)
-                result.figures.append(path)
-        _write_horizon_tables(result, command or " ".join(sys.argv))
-    return result
+                out["figures"].append(path)
+    return out
 
 
 def _fits_or_saved(zoo: list[ZooModel], data: RunData, settings: SamplerSettings, backend: str,
@@ -497,6 +539,7 @@ def check(
     zoo = select_models(models, models_dir)
     zoo, _ = _models_the_data_can_feed(zoo, data, explicit=True)
     run_dir = new_run_dir("check", runs_root, out) if write else None
+    manifest = _begin_run(run_dir, "check", command, data, zoo, settings, backend)
     fits = _fits_or_saved(zoo, data, settings, backend, fits_dir, run_dir, progress)
     results, figures = {}, []
     for name, idata in fits.items():
@@ -510,7 +553,7 @@ def check(
         from horizon_zoo.rundir import markdown_table
 
         write_table(summary, run_dir / "tables", "checks")
-        lines = ["# horizon-zoo check", "", f"Command: `{command or ' '.join(sys.argv)}`", "",
+        lines = ["# horizon-zoo check", "", f"Command: `{manifest['command']}`", "",
                  f"Data: {data.source}: {len(data.runs)} runs, {len(data.agents)} agents, {len(data.tasks)} tasks, "
                  f"{len(data.families)} families.", "", CHECKS_LEGEND, "", markdown_table(summary)]
         for name, r in results.items():
@@ -518,6 +561,7 @@ def check(
             lines += [f"![{p.stem}](figures/{p.name})" for p in figures if p.stem.endswith("_" + name)]
             lines.append("")
         atomic_write_text(run_dir / "summary.md", "\n".join(lines) + "\n")
+        _end_run(run_dir, manifest, sorted(fits))
     return result
 
 

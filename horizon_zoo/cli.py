@@ -217,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fit", action="store_true", help="skip the recovery fit (the slowest step)")
     p.add_argument("--backend", choices=["auto", "cmdstanpy", "pystan"], default="auto", help="Stan backend")
 
+    p = sub.add_parser("report", help="rebuild report.html and report.md of a run directory",
+                       description="Rebuild the self-contained report.html (figures embedded) and report.md "
+                                   "from the files of a run directory (every command writes them at the end).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", type=Path, help="a run directory written by compare, fit, check or horizons")
+
     sub.add_parser("list-models", help="list the zoo: name, hypothesis, free parameters",
                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     return parser
@@ -253,6 +259,14 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "validate-model":
         return _validate_model(args)
+    if args.command == "report":
+        from horizon_zoo.report import write_report
+
+        if not (args.run_dir / "manifest.json").is_file():
+            raise HorizonZooError(f"{args.run_dir} is not a run directory (it has no manifest.json).")
+        html_path, md_path = write_report(args.run_dir)
+        print(f"wrote {html_path} and {md_path}")
+        return 0
     if args.command == "simulate":
         return _simulate(args)
     try:
