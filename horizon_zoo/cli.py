@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity.add_argument("-v", "--verbose", action="store_true", help="print debugging detail")
     parser.add_argument("--models-dir", type=Path, metavar="DIR",
                         help="directory of .stan models (default: the repository's stan_models/)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="option defaults from a TOML file (default: ./horizon-zoo.toml if present); "
+                             "sections [data], [sampling], [output] or a command name")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("compare", help="fit every zoo model and compare them (the main job)",
@@ -228,9 +231,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _apply_config_file(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
+    """Defaults from --config FILE, else ./horizon-zoo.toml when present (command line still wins)."""
+    from horizon_zoo.config import DEFAULT_CONFIG, apply_config, read_config
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path)
+    known, rest = pre.parse_known_args(argv)
+    path = known.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    if path is None:
+        return
+    if not path.is_file():
+        raise HorizonZooError(f"config file {path} not found.")
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    command = next((a for a in rest if a in subparsers), None)
+    if command is not None:
+        apply_config(dict(subparsers), command, read_config(path), path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``horizon-zoo`` console script; returns the exit code."""
     parser = build_parser()
+    try:
+        _apply_config_file(parser, argv)
+    except HorizonZooError as exc:
+        print(f"horizon-zoo: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     # Only our own logger speaks at INFO; libraries (ArviZ, PyStan) stay at WARNING.
     logging.basicConfig(level=logging.WARNING, format="horizon-zoo: %(message)s", stream=sys.stderr, force=True)

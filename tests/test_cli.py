@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -82,3 +83,43 @@ def test_bad_sampler_setting_exits_2(capsys):
 def test_unreadable_files_exit_2_with_the_line(lines, fragment, write_runs, capsys):
     assert main(["compare", "--runs", str(write_runs(lines))]) == 2
     assert fragment in capsys.readouterr().err
+
+
+# --- horizon-zoo.toml ------------------------------------------------------------------------
+
+
+def _parsed(argv):
+    from horizon_zoo.cli import _apply_config_file, build_parser
+
+    parser = build_parser()
+    _apply_config_file(parser, argv)
+    return parser.parse_args(argv)
+
+
+def test_config_file_sets_defaults_and_the_command_line_wins(tmp_path):
+    config = tmp_path / "analysis.toml"
+    config.write_text('[sampling]\nchains = 2\ndraws = 300\n[output]\nq = [50, 80, 90]\n'
+                      '[compare]\nmodels = ["logistic", "bradley_terry"]\n[horizons]\ntrend-agents = "all"\n')
+    args = _parsed(["--config", str(config), "compare", "--draws", "100"])
+    assert (args.chains, args.draws, args.q, args.models) == (2, 100, [0.5, 0.8, 0.9], ["logistic", "bradley_terry"])
+    assert _parsed(["--config", str(config), "horizons"]).trend_agents == "all"
+
+
+def test_config_file_in_the_working_directory_is_read(tmp_path, monkeypatch):
+    (tmp_path / "horizon-zoo.toml").write_text("[sampling]\nseed = 7\n")
+    monkeypatch.chdir(tmp_path)
+    assert _parsed(["fit", "--model", "logistic"]).seed == 7
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[sampling]\nchain = 2\n", r"\[sampling\] chain is not an option of 'compare'; valid: .*chains"),
+    ("[sampling]\nchains = 'many'\n", r"chains = 'many'"),
+    ("[plots]\ndpi = 3\n", r"unknown section\(s\) plots"),
+    ("[sampling\n", r"cannot read the config file"),
+    ("[output]\nq = [50, 150]\n", r"--q values must lie strictly between 0 and 100"),
+])
+def test_bad_config_files_are_named(tmp_path, capsys, text, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    assert main(["--config", str(config), "compare"]) == 2
+    assert re.search(message, capsys.readouterr().err)
