@@ -17,8 +17,9 @@ _API = ("load", "fit", "compare", "check", "select_models")
 def __getattr__(name: str) -> Any:
     # Imported on first use: `import horizon_zoo` (and the CLI's --help) stays fast.
     if name in _API or name == "api":
-        from horizon_zoo import api
+        import importlib
 
+        api = importlib.import_module("horizon_zoo.api")
         return api if name == "api" else getattr(api, name)
     raise AttributeError(f"module 'horizon_zoo' has no attribute {name!r}")
 
