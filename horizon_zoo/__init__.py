@@ -1,8 +1,9 @@
 """horizon-zoo: competing Stan models of how AI agents' success falls with task length.
 
-The operations are plain functions: ``horizon_zoo.load``, ``.fit``, ``.compare``, ``.check`` and
-``horizon_zoo.api.horizons`` (``horizon_zoo.horizons`` is the module that reads horizons off
-curves), returning pandas and ArviZ objects.
+The operations are plain functions in :mod:`horizon_zoo.api` (``load``, ``fit``, ``compare``,
+``check``, ``horizons``), returning pandas and ArviZ objects; ``horizon_zoo.api`` is available
+as an attribute of the package. They are not re-exported at the top level because ``fit``,
+``compare`` and ``horizons`` are also the names of modules of this package.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("load", "fit", "compare", "check", "select_models")
+_API = ("load", "check", "select_models")
 
 
 def __getattr__(name: str) -> Any:
