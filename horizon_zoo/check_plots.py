@@ -85,6 +85,8 @@ def plot_success_curves(idata: xr.DataTree, calibration: pd.DataFrame, model: st
         ax.grid(alpha=0.3)
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel("P(success)")
+        if ax.get_subplotspec().is_last_row() or ax is axes[-1]:
+            ax.set_xlabel("human task length")
     axes[0].legend(fontsize=6, loc="upper right")
     fig.suptitle(f"{model}: success curves (p_curve: a new task of that length) over binned success rates",
                  fontsize=10)
