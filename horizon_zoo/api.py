@@ -51,6 +51,7 @@ class CompareResult:
     failed: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     checks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cv: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load(
@@ -127,6 +128,9 @@ def compare(
     progress: bool = True,
     command: str | None = None,
     run_name: str = "compare",
+    cv: Sequence[str] = (),
+    folds: int = 10,
+    jobs: int = 1,
 ) -> CompareResult:
     """Fit every selected model and compare them: LOO table, horizons and diagnostics.
 
@@ -145,6 +149,9 @@ def compare(
         ``write=False`` keeps everything in memory.
     progress, command
         Show progress on stderr; the command line recorded in ``manifest.json``.
+    cv, folds, jobs
+        Grouped cross-validation schemes to add (``task``, ``family``, ``agent``; see
+        :mod:`horizon_zoo.cv`), folds per scheme, and parallel processes for the folds.
     """
     settings = settings or SamplerSettings()
     backend = resolve_backend(backend)
@@ -188,6 +195,9 @@ def compare(
     diagnostics = diagnostics_table(fits)
     checks = _compare_checks(fits, data, run_dir)
     result = CompareResult(run_dir, data, fits, loo_table, horizons, diagnostics, failed, skipped, checks)
+    if cv:
+        result.cv = run_cv([f.model for f in fits.values()], data, cv, loo_table, folds=folds, jobs=jobs,
+                           settings=settings, backend=backend, run_dir=run_dir)
     if run_dir:
         _write_tables(result, run_name, manifest["command"])
         best = str(loo_table.iloc[0]["model"])
@@ -198,6 +208,32 @@ def compare(
                 write_table(trend[stem], run_dir / "tables", stem)
         _end_run(run_dir, manifest, sorted(fits), failed=failed)
     return result
+
+
+def run_cv(models: Sequence[ZooModel], data: RunData, schemes: Sequence[str], loo_table: pd.DataFrame | None = None,
+           *, folds: int = 10, jobs: int = 1, settings: SamplerSettings | None = None, backend: str = "auto",
+           run_dir: Path | None = None) -> pd.DataFrame:
+    """Grouped CV of ``models``; with ``run_dir`` writes ``tables/cv*.csv``, ``figures/cv.png`` and
+    ``cv.md`` (one sentence per question: who wins, by how many SE). Returns the comparison table,
+    PSIS-LOO over cells included as scheme ``cell`` when ``loo_table`` is given."""
+    from horizon_zoo.cv import cross_validate, cv_compare, verdicts
+    from horizon_zoo.plots import plot_cv, save_figure
+
+    pointwise = cross_validate(models, data, schemes, k=folds, settings=settings, backend=backend, jobs=jobs)
+    table = cv_compare(pointwise)
+    if loo_table is not None:
+        cell = loo_table.assign(scheme="cell", elpd=loo_table["elpd_loo"],
+                                n_groups=len(data.cells))[["scheme", "model", "rank", "elpd", "se", "elpd_diff",
+                                                           "dse", "n_groups", "diff_over_dse"]]
+        table = pd.concat([cell, table], ignore_index=True)
+    if run_dir:
+        write_table(pointwise, run_dir / "tables", "cv_pointwise")
+        write_table(table, run_dir / "tables", "cv")
+        save_figure(plot_cv(table), run_dir / "figures" / "cv.png")
+        atomic_write_text(run_dir / "cv.md", "\n".join(f"- {v}" for v in verdicts(table)) + "\n")
+    for sentence in verdicts(table):
+        log.info(sentence)
+    return table
 
 
 def _compare_checks(fits: dict[str, Fit], data: RunData, run_dir: Path | None) -> pd.DataFrame:
@@ -262,6 +298,13 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
         f"## Horizons of the best model by elpd ({best}), median [95% interval]", "",
         markdown_table(wide[wide["model"] == best].drop(columns="model")),
     ]
+    if not result.cv.empty:
+        from horizon_zoo.cv import verdicts
+
+        summary += ["## Cross-validation: new cells, tasks, families, agents", "",
+                    *[f"- {v}" for v in verdicts(result.cv)], "",
+                    markdown_table(result.cv.drop(columns=[c for c in ("diff_over_dse",) if c in result.cv])),
+                    "![cv](figures/cv.png)", ""]
     if not result.checks.empty:
         write_table(result.checks, tables, "checks")
         summary += ["## Posterior predictive checks", "", CHECKS_LEGEND, "", markdown_table(result.checks),

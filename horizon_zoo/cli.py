@@ -104,6 +104,16 @@ def _add_sampler_options(p: argparse.ArgumentParser) -> None:
                    help="NUTS maximum tree depth (default: %(default)s)")
 
 
+def _add_cv_options(p: argparse.ArgumentParser, default: list[str]) -> None:
+    g = p.add_argument_group("cross-validation")
+    g.add_argument("--cv", type=_csv_list, default=default, metavar="task,family,agent",
+                   help="grouped CV schemes: leave tasks out (K folds stratified by family and length), leave "
+                        f"families out, leave one agent out (default: {','.join(default) or 'none'})")
+    g.add_argument("--folds", type=int, default=10, metavar="K", help="folds per scheme (default: %(default)s)")
+    g.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="folds fitted in parallel processes (default: %(default)s)")
+
+
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, metavar="DIR", help="write into exactly this run directory")
@@ -137,6 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", type=_csv_list, metavar="M,N",
                    help="model names or .stan paths (default: every model in the zoo)")
+    _add_cv_options(p, default=[])
+    _add_data_options(p)
+    _add_sampler_options(p)
+    _add_output_options(p)
+
+    p = sub.add_parser("cv", help="grouped cross-validation only: new tasks, families, agents",
+                       description="Refit each model once per fold with the held-out cells' weight at 1e-9 "
+                                   "(their effects then come from the model's hierarchy) and compare the "
+                                   "models' predictive elpd for new tasks, families or agents, with SEs of "
+                                   "paired differences. Folds are cached and resume after an interruption.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", type=_csv_list, metavar="M,N", default=["logistic", "logistic_task_effects"],
+                   help="model names or .stan paths (default: logistic,logistic_task_effects)")
+    _add_cv_options(p, default=["task"])
     _add_data_options(p)
     _add_sampler_options(p)
     _add_output_options(p)
@@ -324,10 +348,13 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
                                 progress=not args.quiet, command=command)
         _print_horizons(horizons)
         return 0
+    if args.command == "cv":
+        return _cv(args, data, settings, command)
     models = args.models if args.command == "compare" else [args.model]
+    cv_options = dict(cv=args.cv, folds=args.folds, jobs=args.jobs) if args.command == "compare" else {}
     result = api.compare(data, models=models, models_dir=args.models_dir, settings=settings,
                          backend=args.backend, qs=args.q, out=args.out, runs_root=args.runs_root,
-                         progress=not args.quiet, command=command, run_name=args.command)
+                         progress=not args.quiet, command=command, run_name=args.command, **cv_options)
     _print_result(result)
     failed_diagnostics = [n for n, f in result.fits.items() if f.diagnostics.verdict == "fail"]
     if args.strict and (failed_diagnostics or result.failed):
@@ -355,6 +382,25 @@ def _print_result(result: api.CompareResult) -> None:  # noqa: F821
         print(markdown_table(result.checks))
     if result.run_dir:
         print(f"Run directory: {result.run_dir}  (start with summary.md)")
+
+
+def _cv(args: argparse.Namespace, data: object, settings: SamplerSettings, command: str) -> int:
+    from horizon_zoo import api
+    from horizon_zoo.rundir import markdown_table
+
+    if args.folds < 2:
+        raise HorizonZooError(f"--folds must be at least 2, got {args.folds}.")
+    zoo = api.select_models(args.models, args.models_dir)
+    run_dir = api.new_run_dir("cv", args.runs_root, args.out)
+    manifest = api._begin_run(run_dir, "cv", command, data, zoo, settings, args.backend, cv=args.cv, folds=args.folds)
+    table = api.run_cv(zoo, data, args.cv, folds=args.folds, jobs=args.jobs, settings=settings, backend=args.backend,
+                       run_dir=run_dir)
+    api._end_run(run_dir, manifest, [m.name for m in zoo])
+    print("\nCross-validation (elpd of held-out groups; elpd_diff and dse paired over groups):\n")
+    print(markdown_table(table))
+    print((run_dir / "cv.md").read_text())
+    print(f"Run directory: {run_dir}  (start with report.html)")
+    return 0
 
 
 def _print_horizons(result: api.HorizonsResult) -> None:  # noqa: F821

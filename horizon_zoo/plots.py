@@ -145,6 +145,26 @@ def plot_trend_overlay(per_model: Mapping[str, tuple[pd.DataFrame, Sequence[Tren
     return fig
 
 
+def plot_cv(table: pd.DataFrame) -> Figure:
+    """elpd difference from the best model per CV scheme, +-2 SE bars (ArviZ plot_compare style)."""
+    schemes = list(dict.fromkeys(table["scheme"]))
+    fig, axes = plt.subplots(1, len(schemes), figsize=(5.2 * len(schemes), 0.5 + 0.42 * table["model"].nunique() + 1),
+                             squeeze=False)
+    labels = {"cell": "PSIS-LOO: one more cell", "task": "leave tasks out", "family": "leave families out",
+              "agent": "leave one agent out"}
+    for ax, scheme in zip(axes[0], schemes):
+        t = table[table["scheme"] == scheme].sort_values("rank", ascending=False)
+        y = np.arange(len(t))
+        ax.errorbar(t["elpd_diff"], y, xerr=2 * t["dse"], fmt="o", color="tab:blue", capsize=3)
+        ax.axvline(0, color="0.5", lw=0.8)
+        ax.set_yticks(y, t["model"], fontsize=8)
+        ax.set_xlabel("elpd difference from the best (bars: 2 SE)")
+        ax.set_title(labels.get(scheme, scheme), fontsize=10)
+        ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig: Figure, path) -> None:  # noqa: ANN001 - a Path
     """Save as PNG atomically and close the figure."""
     from horizon_zoo.rundir import atomic_path

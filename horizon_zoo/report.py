@@ -151,6 +151,18 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         doc.para("elpd_diff is relative to the best model; a difference smaller than about 2 dse is not "
                  "decisive. Cells with Pareto k above 0.7 make PSIS-LOO unreliable for that model.", note=True)
         doc.table(loo)
+    cv = _read(run_dir, "cv")
+    if cv is not None:
+        doc.heading("Cross-validation: new cells, tasks, families, agents")
+        if (run_dir / "cv.md").is_file():
+            for line in (run_dir / "cv.md").read_text().splitlines():
+                doc.para(line.lstrip("- "))
+        doc.para("Leave-tasks-out and leave-families-out refit the model with the held-out cells' weight at "
+                 "1e-9, so their effects come from the hierarchy; a group's elpd is the log predictive "
+                 "density of all its cells together. elpd_diff and dse are paired over groups.", note=True)
+        doc.table(cv)
+        if (figures / "cv.png").is_file():
+            doc.figure(run_dir, figures / "cv.png", "elpd difference from the best model, 2 SE bars")
     checks = _read(run_dir, "checks")
     if checks is not None:
         from horizon_zoo.api import CHECKS_LEGEND

@@ -1,0 +1,253 @@
+"""Grouped K-fold cross-validation by refitting: new tasks, new task families, new agents.
+
+PSIS-LOO over cells answers "one more (agent, task) cell". The questions users ask are "a task
+never seen" (``task``: K folds of whole tasks, stratified by family and length), "a family never
+seen" (``family``) and "an agent never seen" (``agent``: one fold per agent).
+
+How held-out cells are predicted without any change to the models: each fold refits the model
+on all cells, with the held-out cells' likelihood weight set to ``HOLDOUT_WEIGHT`` (1e-9). Their
+pull on the posterior is a billionth of a cell, so their task, family or agent effects are drawn
+from the model's hierarchy (or prior), exactly the prediction for something new; and since the
+contract defines ``log_lik = weight * log p``, ``log_lik / weight`` is each held-out cell's
+predictive log density in every draw. A held-out group's elpd is the log of the posterior mean
+of the *joint* density of its cells (they share the new effect):
+``log mean_s exp(sum_{i in group} log p(y_i | draw s))``.
+
+Folds are cached on disk keyed by model source, data, fold and sampler settings, so an
+interrupted or repeated run reuses every finished fold; they run in parallel on any
+``concurrent.futures.Executor`` (local processes by default, ``--jobs``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+
+from horizon_zoo.backends import SamplerSettings
+from horizon_zoo.data import RunData
+from horizon_zoo.registry import ZooModel
+
+log = logging.getLogger(__name__)
+
+HOLDOUT_WEIGHT = 1e-9
+SCHEMES = ("task", "family", "agent")
+DEFAULT_FOLDS = 10
+CV_CACHE_ENV = "HORIZON_ZOO_CV_CACHE"
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One refit: which scheme, its index, and the groups (tasks, families or agents) held out."""
+
+    scheme: str
+    index: int
+    groups: tuple[str, ...]
+
+
+def make_folds(data: RunData, scheme: str, k: int = DEFAULT_FOLDS, seed: int = 0) -> list[Fold]:
+    """Folds of whole groups. ``task`` folds are stratified: within each family (in random
+    order) tasks sorted by length are dealt round-robin, so every fold mixes families and lengths."""
+    rng = np.random.default_rng(seed)
+    if scheme == "agent":
+        return [Fold("agent", i, (a,)) for i, a in enumerate(data.agents)]
+    if scheme == "family":
+        families = list(data.families)
+        rng.shuffle(families)
+        k = min(k, len(families))
+        return [Fold("family", i, tuple(sorted(families[i::k]))) for i in range(k)]
+    if scheme == "task":
+        tasks = data.tasks.sort_values(["task_family", "human_minutes", "task_id"])
+        k = min(k, len(tasks))
+        order = list(data.families)
+        rng.shuffle(order)
+        dealt: list[list[str]] = [[] for _ in range(k)]
+        position = int(rng.integers(k))
+        for family in order:
+            for task in tasks.loc[tasks["task_family"] == family, "task_id"]:
+                dealt[position % k].append(str(task))
+                position += 1
+        return [Fold("task", i, tuple(sorted(g))) for i, g in enumerate(dealt) if g]
+    raise ValueError(f"unknown CV scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
+
+
+def held_out_cells(data: RunData, fold: Fold) -> np.ndarray:
+    """Boolean mask over ``data.cells`` of the cells the fold holds out."""
+    cells = data.cells
+    if fold.scheme == "agent":
+        return cells["agent"].isin(fold.groups).to_numpy()
+    if fold.scheme == "task":
+        return cells["task_id"].isin(fold.groups).to_numpy()
+    family_of = data.tasks.set_index("task_id")["task_family"]
+    return cells["task_id"].map(family_of).isin(fold.groups).to_numpy()
+
+
+def group_of_cells(data: RunData, scheme: str) -> np.ndarray:
+    """The group label (agent, task or family) of every cell."""
+    cells = data.cells
+    if scheme == "agent":
+        return cells["agent"].to_numpy(dtype=str)
+    if scheme == "task":
+        return cells["task_id"].to_numpy(dtype=str)
+    return cells["task_id"].map(data.tasks.set_index("task_id")["task_family"]).to_numpy(dtype=str)
+
+
+def fold_key(model: ZooModel, data: RunData, fold: Fold, settings: SamplerSettings, backend: str) -> str:
+    """Cache key: a changed model, dataset, fold or setting never reuses a stale fold."""
+    spec = json.dumps({"model": model.sha256, "data": data.fingerprint(), "scheme": fold.scheme,
+                       "groups": list(fold.groups), "settings": settings.as_dict(), "backend": backend,
+                       "holdout_weight": HOLDOUT_WEIGHT}, sort_keys=True)
+    return hashlib.sha256(spec.encode()).hexdigest()[:24]
+
+
+def default_cache_dir() -> Path:
+    """``$HORIZON_ZOO_CV_CACHE``, else ``~/.cache/horizon-zoo/cv``."""
+    from horizon_zoo.backends import cache_dir
+
+    env = os.environ.get(CV_CACHE_ENV)
+    return Path(env) if env else cache_dir() / "cv"
+
+
+def run_fold(model: ZooModel, data: RunData, fold: Fold, settings: SamplerSettings, backend: str,
+             cache: Path) -> dict[str, object]:
+    """Fit one fold (or read it from the cache); return per-group elpds and diagnostics."""
+    path = cache / f"{model.name}-{fold.scheme}-{fold.index}-{fold_key(model, data, fold, settings, backend)}.json"
+    if path.is_file():
+        return {**json.loads(path.read_text()), "cached": True}
+    from horizon_zoo.fit import fit_model
+    from horizon_zoo.rundir import atomic_write_text
+
+    mask = held_out_cells(data, fold)
+    cells = data.cells.copy()
+    cells.loc[mask, "weight"] = cells.loc[mask, "weight"] * HOLDOUT_WEIGHT
+    fit = fit_model(model, replace(data, cells=cells), settings=settings, backend=backend, progress=False)
+    ll = fit.idata["log_likelihood"]["log_lik"].values
+    ll = ll.reshape(-1, ll.shape[-1])[:, mask] / cells.loc[mask, "weight"].to_numpy()
+    groups = group_of_cells(data, fold.scheme)[mask]
+    elpd = {}
+    for g in np.unique(groups):
+        joint = ll[:, groups == g].sum(axis=1)
+        elpd[str(g)] = float(logsumexp(joint) - np.log(joint.size))
+    d = fit.diagnostics
+    record = {"model": model.name, "scheme": fold.scheme, "fold": fold.index, "elpd": elpd,
+              "n_cells": int(mask.sum()), "max_rhat": d.max_rhat, "divergences": d.divergences,
+              "verdict": d.verdict}
+    atomic_write_text(path, json.dumps(record) + "\n")
+    return {**record, "cached": False}
+
+
+def cross_validate(
+    models: Sequence[ZooModel],
+    data: RunData,
+    schemes: Sequence[str] = ("task",),
+    *,
+    k: int = DEFAULT_FOLDS,
+    settings: SamplerSettings | None = None,
+    backend: str = "auto",
+    jobs: int = 1,
+    executor: Executor | None = None,
+    cache: Path | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Run every (model, scheme, fold) and return one row per (scheme, model, group).
+
+    Columns: ``scheme, model, group, elpd, fold, max_rhat, divergences, verdict, cached``.
+    ``executor`` may be any ``concurrent.futures.Executor`` (e.g. a Dask ``Client``'s
+    ``get_executor()``); by default ``jobs`` local processes, or in-process when ``jobs`` is 1.
+    """
+    from horizon_zoo.backends import resolve_backend
+
+    settings = settings or SamplerSettings()
+    backend = resolve_backend(backend)
+    cache = cache or default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    unknown = [s for s in schemes if s not in SCHEMES]
+    if unknown:
+        from horizon_zoo.errors import HorizonZooError
+
+        raise HorizonZooError(f"unknown --cv scheme(s) {', '.join(unknown)}; use {', '.join(SCHEMES)}.")
+    tasks = [(m, f) for s in schemes for f in make_folds(data, s, k, seed) for m in models]
+    records = []
+    own = executor is None and jobs > 1
+    # spawn, not fork: PyStan's event loop and worker pools do not survive a fork.
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) if own else executor
+    try:
+        if pool is None:
+            for i, (m, f) in enumerate(tasks, start=1):
+                records.append(run_fold(m, data, f, settings, backend, cache))
+                _progress(i, len(tasks), records[-1])
+        else:
+            futures = [pool.submit(run_fold, m, data, f, settings, backend, cache) for m, f in tasks]
+            for i, future in enumerate(as_completed(futures), start=1):
+                records.append(future.result())
+                _progress(i, len(tasks), records[-1])
+    finally:
+        if own:
+            pool.shutdown(cancel_futures=True)
+    rows = [{"scheme": r["scheme"], "model": r["model"], "group": g, "elpd": e, "fold": r["fold"],
+             "max_rhat": r["max_rhat"], "divergences": r["divergences"], "verdict": r["verdict"],
+             "cached": r["cached"]} for r in records for g, e in r["elpd"].items()]
+    return pd.DataFrame(rows)
+
+
+def _progress(i: int, n: int, record: dict[str, object]) -> None:
+    log.info("CV [%d/%d] %s, %s fold %s: %s%s", i, n, record["model"], record["scheme"], record["fold"],
+             "cached" if record["cached"] else f"fitted ({record['verdict']})",
+             "" if record["verdict"] != "fail" else f" - max R-hat {record['max_rhat']:.3f}, "
+             f"{record['divergences']} divergences")
+
+
+def cv_compare(pointwise: pd.DataFrame) -> pd.DataFrame:
+    """Per scheme: each model's summed elpd with SE, and its difference from the best with the SE
+    of the paired group-wise differences (as ``loo_compare`` does for cells)."""
+    rows = []
+    for scheme, table in pointwise.groupby("scheme", sort=False):
+        wide = table.pivot_table(index="group", columns="model", values="elpd", aggfunc="first")
+        wide = wide.dropna()
+        n = len(wide)
+        totals = wide.sum().sort_values(ascending=False)
+        best = totals.index[0]
+        for rank, (model, total) in enumerate(totals.items()):
+            diff = wide[model] - wide[best]
+            model_rows = table[table["model"] == model]
+            rows.append({
+                "scheme": scheme, "model": model, "rank": rank, "elpd": float(total),
+                "se": float(np.sqrt(n * wide[model].var(ddof=0))), "elpd_diff": float(diff.sum()),
+                "dse": float(np.sqrt(n * diff.var(ddof=0))), "n_groups": n,
+                "folds_failing_diagnostics": int(model_rows.loc[model_rows["verdict"] == "fail", "fold"].nunique()),
+            })
+    out = pd.DataFrame(rows)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["diff_over_dse"] = np.where(out["dse"] > 0, out["elpd_diff"] / out["dse"], 0.0)
+    return out
+
+
+QUESTIONS = {"task": "a task it has never seen", "family": "a task family it has never seen",
+             "agent": "an agent it has never seen", "cell": "one more (agent, task) cell"}
+
+
+def verdicts(table: pd.DataFrame) -> list[str]:
+    """One sentence per scheme: who wins, and whether by more than 2 SE of the difference."""
+    out = []
+    for scheme, t in table.groupby("scheme", sort=False):
+        t = t.sort_values("rank")
+        best = t.iloc[0]
+        if len(t) == 1:
+            out.append(f"{QUESTIONS.get(scheme, scheme)}: only {best['model']} was cross-validated.")
+            continue
+        second = t.iloc[1]
+        decisive = second["elpd_diff"] < -2 * second["dse"]
+        out.append(f"Predicting {QUESTIONS.get(scheme, scheme)}: {best['model']} is best; the runner-up "
+                   f"{second['model']} is {-second['elpd_diff']:.1f} elpd behind (dSE {second['dse']:.1f}), "
+                   + ("more than 2 SE: a clear difference." if decisive else "within 2 SE: not decisive."))
+    return out

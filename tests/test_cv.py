@@ -1,0 +1,102 @@
+"""Grouped cross-validation: folds, the held-out weight trick, caching, and the acceptance tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from horizon_zoo import api
+from horizon_zoo.backends import SamplerSettings
+from horizon_zoo.cv import (cross_validate, cv_compare, group_of_cells, held_out_cells, make_folds, verdicts)
+from horizon_zoo.data import load_runs
+from horizon_zoo.registry import resolve
+from tests.conftest import make_runs
+
+SETTINGS = SamplerSettings(chains=2, warmup=300, draws=300, seed=4)
+
+
+def test_task_folds_partition_tasks_and_mix_families_and_lengths():
+    data = load_runs(make_runs(n_agents=2, n_tasks=24))
+    folds = make_folds(data, "task", k=4, seed=1)
+    held = [t for f in folds for t in f.groups]
+    assert sorted(held) == sorted(data.tasks["task_id"]) and len(held) == len(set(held))
+    family = data.tasks.set_index("task_id")["task_family"]
+    for fold in folds:
+        assert len({family[t] for t in fold.groups}) == 2  # both families in every fold
+        assert len(fold.groups) == 6
+
+
+def test_family_and_agent_folds_and_cell_masks():
+    data = load_runs(make_runs(n_agents=3, n_tasks=6))
+    agent_folds = make_folds(data, "agent")
+    assert [f.groups for f in agent_folds] == [("agent0",), ("agent1",), ("agent2",)]
+    mask = held_out_cells(data, agent_folds[1])
+    assert set(data.cells.loc[mask, "agent"]) == {"agent1"}
+    family_folds = make_folds(data, "family", k=10)
+    assert len(family_folds) == 2  # never more folds than families
+    groups = group_of_cells(data, "family")
+    for fold in family_folds:
+        assert set(groups[held_out_cells(data, fold)]) == set(fold.groups)
+
+
+def test_cv_compare_pairs_differences_over_groups():
+    pointwise = pd.DataFrame({
+        "scheme": "task", "model": ["a"] * 4 + ["b"] * 4, "group": list("wxyz") * 2,
+        "elpd": [-1.0, -2.0, -1.5, -1.0, -2.0, -3.0, -2.5, -2.0], "fold": 0, "verdict": "pass"})
+    table = cv_compare(pointwise).set_index("model")
+    assert table.loc["a", "rank"] == 0 and table.loc["b", "elpd_diff"] == pytest.approx(-4.0)
+    assert table.loc["b", "dse"] == pytest.approx(0.0)  # b is exactly 1 worse on every group
+    assert "more than 2 SE" in verdicts(table.reset_index())[0]
+
+
+def _runs(effects: bool, seed: int = 7) -> pd.DataFrame:
+    """8 agents x 64 tasks in 16 families x 4 runs; strong family and task effects or none."""
+    rng = np.random.default_rng(seed)
+    family = np.repeat(np.arange(16), 4)
+    log2_minutes = rng.uniform(-2, 9, family.size)
+    offset = rng.normal(0, 1.5, 16)[family] + rng.normal(0, 0.7, family.size) if effects else np.zeros(family.size)
+    rows = []
+    for a, h50 in enumerate(np.linspace(0, 7, 8)):
+        p = 1 / (1 + np.exp(-(-0.8 * (log2_minutes - h50) + offset)))
+        for t in range(family.size):
+            for r in range(4):
+                rows.append({"task_id": f"fam{family[t]}/t{t}", "task_family": f"fam{family[t]}", "alias": f"agent{a}",
+                             "human_minutes": float(2 ** log2_minutes[t]), "score_binarized": int(rng.random() < p[t]),
+                             "run_id": f"{a}-{t}-{r}"})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.stan
+@pytest.mark.parametrize("effects", [True, False], ids=["task effects", "no task effects"])
+def test_leave_tasks_out_prefers_task_effects_only_when_they_exist(effects, tmp_path):
+    data = api.load(_runs(effects))
+    models = [resolve("logistic"), resolve("logistic_task_effects")]
+    pointwise = cross_validate(models, data, ["task"], k=5, settings=SETTINGS, cache=tmp_path)
+    table = cv_compare(pointwise).set_index("model")
+    diff = table.loc["logistic", "elpd"] - table.loc["logistic_task_effects", "elpd"]
+    dse = max(table.loc["logistic", "dse"], table.loc["logistic_task_effects", "dse"])
+    if effects:
+        assert diff < -2 * dse, table
+    else:
+        assert abs(diff) < 2 * dse, table
+
+
+@pytest.mark.stan
+def test_cached_folds_are_reused_without_refitting(tmp_path, monkeypatch):
+    data = api.load(make_runs(n_agents=3, n_tasks=8, runs_per_cell=3))
+    models = [resolve("logistic")]
+    first = cross_validate(models, data, ["task"], k=2, settings=SETTINGS, cache=tmp_path)
+    assert not first["cached"].any()
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError("a cached fold was refitted")
+
+    monkeypatch.setattr("horizon_zoo.fit.fit_model", no_refit)
+    again = cross_validate(models, data, ["task"], k=2, settings=SETTINGS, cache=tmp_path)
+    assert again["cached"].all()
+    pd.testing.assert_frame_equal(first.drop(columns="cached"), again.drop(columns="cached"))
+    # A different setting is a different fold: it must not be served from the cache.
+    with pytest.raises(AssertionError, match="refitted"):
+        cross_validate(models, data, ["task"], k=2, settings=SamplerSettings(chains=2, warmup=300, draws=301, seed=4),
+                       cache=tmp_path)
