@@ -131,6 +131,7 @@ def compare(
     cv: Sequence[str] = (),
     folds: int = 10,
     jobs: int = 1,
+    reloo_max: int = 5,
 ) -> CompareResult:
     """Fit every selected model and compare them: LOO table, horizons and diagnostics.
 
@@ -149,6 +150,8 @@ def compare(
         ``write=False`` keeps everything in memory.
     progress, command
         Show progress on stderr; the command line recorded in ``manifest.json``.
+    reloo_max
+        Refit exactly the cells whose Pareto k exceeds 0.7 when a model has at most this many.
     cv, folds, jobs
         Grouped cross-validation schemes to add (``task``, ``family``, ``agent``; see
         :mod:`horizon_zoo.cv`), folds per scheme, and parallel processes for the folds.
@@ -188,7 +191,8 @@ def compare(
         raise
     if not fits:
         raise HorizonZooError("every model failed; see the messages above.")
-    loo_table = loo_compare({n: f.idata for n, f in fits.items()})
+    loo_table = loo_compare({n: f.idata for n, f in fits.items()}, refit=_refitters(fits, data, settings, backend),
+                            weights=data.cells["weight"].to_numpy(), max_refits=reloo_max)
     horizons = pd.concat(
         [horizon_table(f.idata, qs).assign(model=n) for n, f in fits.items()], ignore_index=True
     )[lambda t: ["model", *[c for c in t.columns if c != "model"]]]
@@ -208,6 +212,23 @@ def compare(
                 write_table(trend[stem], run_dir / "tables", stem)
         _end_run(run_dir, manifest, sorted(fits), failed=failed)
     return result
+
+
+def _refitters(fits: dict[str, Fit], data: RunData, settings: SamplerSettings, backend: str) -> dict[str, Any]:
+    """For each fit, a function that refits with given cells held out (for exact LOO of high-k cells)."""
+    from horizon_zoo.cv import HOLDOUT_WEIGHT
+
+    def make(model: ZooModel) -> Any:
+        def refit(mask: np.ndarray) -> xr.DataTree:
+            cells = data.cells.copy()
+            cells.loc[mask, "weight"] = cells.loc[mask, "weight"] * HOLDOUT_WEIGHT
+            log.info("reloo: refitting %s without %s", model.name,
+                     ", ".join(f"{a} x {t}" for a, t in cells.loc[mask, ["agent", "task_id"]].itertuples(index=False)))
+            return fit_model(model, dataclasses.replace(data, cells=cells), settings=settings, backend=backend,
+                             progress=False).idata
+        return refit
+
+    return {name: make(f.model) for name, f in fits.items()}
 
 
 def run_cv(models: Sequence[ZooModel], data: RunData, schemes: Sequence[str], loo_table: pd.DataFrame | None = None,

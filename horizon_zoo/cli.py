@@ -112,6 +112,9 @@ def _add_cv_options(p: argparse.ArgumentParser, default: list[str]) -> None:
     g.add_argument("--folds", type=int, default=10, metavar="K", help="folds per scheme (default: %(default)s)")
     g.add_argument("--jobs", type=int, default=1, metavar="J",
                    help="folds fitted in parallel processes (default: %(default)s)")
+    g.add_argument("--reloo-max", type=int, default=5, metavar="N",
+                   help="refit exactly the cells with Pareto k > 0.7 when a model has at most N of them "
+                        "(default: %(default)s; 0 turns it off)")
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -351,7 +354,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.command == "cv":
         return _cv(args, data, settings, command)
     models = args.models if args.command == "compare" else [args.model]
-    cv_options = dict(cv=args.cv, folds=args.folds, jobs=args.jobs) if args.command == "compare" else {}
+    cv_options = (dict(cv=args.cv, folds=args.folds, jobs=args.jobs, reloo_max=args.reloo_max)
+                  if args.command == "compare" else {})
     result = api.compare(data, models=models, models_dir=args.models_dir, settings=settings,
                          backend=args.backend, qs=args.q, out=args.out, runs_root=args.runs_root,
                          progress=not args.quiet, command=command, run_name=args.command, **cv_options)

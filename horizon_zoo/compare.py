@@ -2,13 +2,17 @@
 
 The elpd here answers "how well does the model predict one more (agent, task) cell".  Each row
 also counts the cells whose Pareto k exceeds ArviZ's sample-size-dependent threshold, where the
-PSIS estimate is unreliable.
+PSIS estimate is unreliable. Where there are few such cells (``max_refits``) they are replaced by
+exact leave-one-out refits (reloo, with the held-out weight of :mod:`horizon_zoo.cv`); the
+``loo_method`` column says which estimate each model got. Moment matching is not used: it needs
+the model's log density on the unconstrained scale, which PyStan 3 does not expose per draw
+cheaply enough.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import arviz_stats as azs
 import numpy as np
@@ -51,7 +55,47 @@ def loo(idata: xr.DataTree) -> azs.ELPDData:
     return result
 
 
-def loo_compare(fits: Mapping[str, xr.DataTree]) -> pd.DataFrame:
+def exact_elpd(fit_heldout: Callable[[np.ndarray], xr.DataTree], mask: np.ndarray, weight: np.ndarray) -> float:
+    """Exact leave-out elpd of the cells in ``mask`` from a refit where they carry a negligible weight.
+
+    ``fit_heldout(mask)`` refits with those cells' weight scaled by ``horizon_zoo.cv.HOLDOUT_WEIGHT``;
+    ``log_lik / weight`` is then their predictive log density in each draw.
+    """
+    idata = fit_heldout(mask)
+    ll = idata["log_likelihood"]["log_lik"].values
+    ll = ll.reshape(-1, ll.shape[-1])[:, mask] / weight[mask]
+    joint = ll.sum(axis=1)
+    return float(logsumexp(joint) - np.log(joint.size))
+
+
+def reloo(result: azs.ELPDData, fit_heldout: Callable[[np.ndarray], xr.DataTree], weight: np.ndarray,
+          max_refits: int) -> tuple[azs.ELPDData, str]:
+    """Replace the PSIS estimate of cells with Pareto k > 0.7 by exact refits, when there are at most
+    ``max_refits`` of them; return the result and a note saying which method was used."""
+    k = np.asarray(result.pareto_k)
+    bad = np.flatnonzero(k > min(HIGH_K, result.good_k))
+    if bad.size == 0:
+        return result, "PSIS"
+    if bad.size > max_refits:
+        return result, (f"PSIS; {bad.size} cells with k > {HIGH_K:g} exceed --reloo-max {max_refits}: "
+                        "unreliable, use grouped CV (--cv)")
+    elpd_i = result.elpd_i.copy()
+    for i in bad:
+        mask = np.zeros(elpd_i.size, dtype=bool)
+        mask[i] = True
+        elpd_i[i] = exact_elpd(fit_heldout, mask, weight)
+    result.elpd_i = elpd_i
+    result.elpd = float(elpd_i.sum())
+    result.se = float(np.sqrt(elpd_i.size * np.var(elpd_i.values)))
+    pareto_k = result.pareto_k.copy()
+    pareto_k[bad] = 0.0  # exact now
+    result.pareto_k = pareto_k
+    return result, f"PSIS + exact refits of {bad.size} cells with k > {HIGH_K:g}"
+
+
+def loo_compare(fits: Mapping[str, xr.DataTree],
+                refit: Mapping[str, Callable[[np.ndarray], xr.DataTree]] | None = None,
+                weights: np.ndarray | None = None, max_refits: int = 0) -> pd.DataFrame:
     """Rank models by elpd_loo with standard errors, stacking weights and Pareto-k counts.
 
     Returns one row per model (best first) with ArviZ's columns (``elpd_diff`` is this model's
@@ -68,6 +112,12 @@ def loo_compare(fits: Mapping[str, xr.DataTree]) -> pd.DataFrame:
         # the damage (elpd, n_high_k) and the diagnostics table says why, so no numpy noise.
         warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"arviz_stats\.")
         loos = {name: loo(dt) for name, dt in fits.items()}
+    methods = {name: "PSIS" for name in loos}
+    for name in loos:
+        if refit and name in refit and weights is not None:
+            loos[name], methods[name] = reloo(loos[name], refit[name], weights, max_refits)
+        elif np.any(np.asarray(loos[name].pareto_k) > min(HIGH_K, loos[name].good_k)):
+            methods[name] = "PSIS; some cells have k > 0.7: unreliable there"
     if len(loos) == 1:
         (name, single), = loos.items()
         table = pd.DataFrame({"rank": [0], "elpd": [single.elpd], "p": [single.p], "elpd_diff": [0.0],
@@ -81,7 +131,8 @@ def loo_compare(fits: Mapping[str, xr.DataTree]) -> pd.DataFrame:
     table["good_k"] = [float(loos[m].good_k) for m in table.index]
     with np.errstate(divide="ignore", invalid="ignore"):
         table["diff_over_dse"] = np.where(table["dse"] > 0, table["elpd_diff"] / table["dse"], 0.0)
+    table["loo_method"] = [methods[m] for m in table.index]
     table.index.name = "model"
     columns = ["rank", "elpd_loo", "se", "elpd_diff", "dse", "diff_over_dse", "p_worse", "p_loo",
-               "weight", "n_high_k", "good_k", "diag_diff", "diag_elpd"]
+               "weight", "n_high_k", "good_k", "loo_method", "diag_diff", "diag_elpd"]
     return table[columns].reset_index()

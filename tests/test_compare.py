@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from horizon_zoo.compare import loo_compare
+from horizon_zoo.compare import loo, loo_compare
 
 
 def fake_loglik_fit(true_p: np.ndarray, model_p: np.ndarray, y: np.ndarray, n: int, seed: int):
@@ -52,3 +52,29 @@ def test_cells_with_constant_log_likelihood_get_their_exact_loo_value():
     assert abs(result.elpd_i.values[5]) < 1e-300
     assert result.elpd == pytest.approx(float(result.elpd_i.sum()))
     assert loo_compare({"a": fit, "b": fake_loglik_fit(true_p, np.full(100, 0.5), y, 8, 2)}).loc[0, "model"] == "a"
+
+
+def test_high_k_cells_are_refitted_exactly_up_to_the_limit():
+    rng = np.random.default_rng(3)
+    y = rng.binomial(8, 0.5, 50)
+    fit = fake_loglik_fit(np.full(50, 0.5), np.full(50, 0.5), y, 8, 4)
+    ll = fit["log_likelihood"]["log_lik"].values.copy()
+    ll[0, :5, 0] -= 40.0  # a few draws that explain cell 0 terribly: heavy-tailed importance ratios
+    fit["log_likelihood"] = fit["log_likelihood"].to_dataset().assign(log_lik=(("chain", "draw", "cell"), ll))
+    weight = np.ones(50)
+    refits = []
+
+    def heldout(mask):
+        refits.append(np.flatnonzero(mask).tolist())
+        exact = np.full((2, 400, 50), -3.0)  # the refit's predictive log density of the cell
+        return azb.from_dict({"log_likelihood": {"log_lik": exact * 1e-9}}, dims={"log_lik": ["cell"]})
+
+    psis_only = loo_compare({"m": fit})
+    assert psis_only.loc[0, "n_high_k"] >= 1 and "unreliable" in psis_only.loc[0, "loo_method"]
+    table = loo_compare({"m": fit}, refit={"m": heldout}, weights=weight * 1e-9, max_refits=5)
+    assert refits == [[0]] and table.loc[0, "n_high_k"] == 0
+    assert table.loc[0, "loo_method"] == "PSIS + exact refits of 1 cells with k > 0.7"
+    psis_cell0 = float(loo(fit).elpd_i[0])
+    assert table.loc[0, "elpd_loo"] == pytest.approx(psis_only.loc[0, "elpd_loo"] - psis_cell0 - 3.0)
+    over = loo_compare({"m": fit}, refit={"m": heldout}, weights=weight, max_refits=0)
+    assert "exceed --reloo-max 0" in over.loc[0, "loo_method"] and len(refits) == 1
