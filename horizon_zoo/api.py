@@ -297,6 +297,14 @@ def diagnostics_table(fits: dict[str, Fit]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def WEIGHTED_NOTE(data: RunData) -> list[str]:  # noqa: N802 - reads as a constant in the summary
+    """The warning that goes with every elpd of a weighted fit."""
+    if np.allclose(data.cells["weight"], 1.0):
+        return []
+    return ["The likelihood is weighted (METR task weights): these elpds are not comparable with "
+            "those of unweighted fits.", ""]
+
+
 def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
     assert result.run_dir is not None
     tables = result.run_dir / "tables"
@@ -314,7 +322,7 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
         f"# horizon-zoo {run_name}", "", f"Command: `{command}`", "",
         f"Data: {result.data.source}: {len(result.data.runs)} runs, {len(result.data.agents)} agents, "
         f"{len(result.data.tasks)} tasks, {len(result.data.families)} families.", "",
-        "## PSIS-LOO over (agent, task) cells", "", markdown_table(result.loo[loo_cols]),
+        "## PSIS-LOO over (agent, task) cells", "", *WEIGHTED_NOTE(result.data), markdown_table(result.loo[loo_cols]),
         "## Diagnostics", "", markdown_table(result.diagnostics),
         f"## Horizons of the best model by elpd ({best}), median [95% interval]", "",
         markdown_table(wide[wide["model"] == best].drop(columns="model")),
@@ -382,7 +390,8 @@ def _manifest(command: str | None, data: RunData, zoo: list[ZooModel], settings:
         "status": "running",
         "command": command or " ".join(sys.argv),
         "started": _now(),
-        "data": {"source": data.source, "fingerprint": data.fingerprint()},
+        "data": {"source": data.source, "fingerprint": data.fingerprint(),
+                 "weighted": bool(not np.allclose(data.cells["weight"], 1.0))},
         "models": {m.name: m.sha256 for m in zoo},
         "backend": backend,
         "settings": settings.as_dict(),

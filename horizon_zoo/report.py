@@ -150,6 +150,9 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         doc.heading("Model comparison (PSIS-LOO over cells)")
         doc.para("elpd_diff is relative to the best model; a difference smaller than about 2 dse is not "
                  "decisive. Cells with Pareto k above 0.7 make PSIS-LOO unreliable for that model.", note=True)
+        if manifest.get("data", {}).get("weighted"):
+            doc.para("The likelihood is weighted (METR task weights): these elpds are not comparable with those "
+                     "of unweighted fits.")
         doc.table(loo)
     cv = _read(run_dir, "cv")
     if cv is not None:
