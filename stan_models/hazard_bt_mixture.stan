@@ -19,10 +19,6 @@ parameters:
   mu_theta: "population mean of the agents' Bradley-Terry abilities"
   tau_theta: "population sd of the Bradley-Terry abilities"
   theta[agent]: "Bradley-Terry ability against the hardest step (natural log minutes); centred"
-  mu_log_lambda: "population mean of the agents' log hazards per minute"
-  tau_log_lambda: "population sd of the log hazards"
-  z_log_lambda[agent]: "standardised log hazard of each agent (non-centred)"
-generated:
   log_lambda[agent]: "log hazard per minute of the many ordinary steps"
 priors:
   mu_theta: "normal(2, 4): as theta in bradley_terry"
@@ -33,13 +29,12 @@ priors:
     at 1 and the likelihood goes flat: with independent normal(2, 4) priors the sampler
     wandered that plateau for agents that the hazard term alone can explain (R-hat 1.017 on
     cyber-horizons); the other agents' abilities now bound it
-  mu_log_lambda: >-
-    normal(-6, 3): half-life of ~4.6 hours at the centre, so the hardest-step term explains
-    short tasks unless the data ask for a hazard; 95% between 0.7 minutes and 50 days
-  tau_log_lambda: "half-normal(0, 2): hazards differ by up to two orders of magnitude between agents"
-  z_log_lambda: >-
-    std_normal(), log_lambda = mu_log_lambda + tau_log_lambda * z_log_lambda: non-centred
-    because most agents' hazards are only bounded above by their successes on long tasks
+  log_lambda: >-
+    normal(-6, 3), independently per agent: half-life of ~4.6 hours at the centre, so the
+    hardest-step term explains short tasks unless the data ask for a hazard; 95% between 0.7
+    minutes and 50 days. Not pooled: most agents' hazards are only bounded above by their
+    successes on long tasks, and a population sd over such bounds put a funnel against that
+    wall (24 divergences on metr-early)
 --- */
 functions {
   // logit(p) from log(p), stable for p near 0 and near 1.
@@ -70,21 +65,14 @@ parameters {
   real mu_theta;
   real<lower=0> tau_theta;
   vector[A] theta;
-  real mu_log_lambda;
-  real<lower=0> tau_log_lambda;
-  vector[A] z_log_lambda;
-}
-transformed parameters {
-  vector[A] log_lambda = mu_log_lambda + tau_log_lambda * z_log_lambda;
+  vector[A] log_lambda;
 }
 model {
   vector[N] eta = log_p_to_logit(-exp(log_lambda[agent] + log_minutes[task]) + log_inv_logit(theta[agent] - log_minutes[task]));
   mu_theta ~ normal(2, 4);
   tau_theta ~ normal(0, 3);
   theta ~ normal(mu_theta, tau_theta);
-  mu_log_lambda ~ normal(-6, 3);
-  tau_log_lambda ~ normal(0, 2);
-  z_log_lambda ~ std_normal();
+  log_lambda ~ normal(-6, 3);
   if (is_weighted) {
     for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   } else {

@@ -11,6 +11,7 @@ source: >-
   Birnbaum (1968) two-parameter logistic model, in Lord & Novick, Statistical Theories of Mental
   Test Scores; applied to METR tasks as items (arXiv:2503.14499).
 keywords: [irt, 2pl, item-response, discrimination, difficulty]
+adapt_delta: 0.9
 parameters:
   ability[agent]: "agent ability on the logit scale, relative to a task of mean log2 length"
   delta: "rise in difficulty per doubling of task length"
