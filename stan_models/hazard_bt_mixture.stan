@@ -13,28 +13,16 @@ hypothesis: >-
 source: >-
   Combines the constant-hazard model (Ord 2025, "Is there a Half-Life for the Success Rates of
   AI Agents?") and the Bradley-Terry / Elo reading of METR's time horizons (arXiv:2503.14499).
-keywords: [hazard, bradley-terry, mixture, subtasks, hierarchical]
+keywords: [hazard, bradley-terry, mixture, subtasks]
 adapt_delta: 0.9
 parameters:
-  mu_theta: "population mean of the agents' Bradley-Terry abilities"
-  tau_theta: "population sd of the Bradley-Terry abilities"
-  theta[agent]: "Bradley-Terry ability against the hardest step (natural log minutes); centred"
+  theta[agent]: "Bradley-Terry ability against the hardest step (natural log minutes)"
   log_lambda[agent]: "log hazard per minute of the many ordinary steps"
 priors:
-  mu_theta: "normal(2, 4): as theta in bradley_terry"
-  tau_theta: "half-normal(0, 3): agents' abilities differ by a few log-minutes"
-  theta: >-
-    normal(mu_theta, tau_theta), centred: most agents' abilities are pinned to +-0.15 by their
-    runs. Pooled because as theta grows past the longest task the Bradley-Terry term saturates
-    at 1 and the likelihood goes flat: with independent normal(2, 4) priors the sampler
-    wandered that plateau for agents that the hazard term alone can explain (R-hat 1.017 on
-    cyber-horizons); the other agents' abilities now bound it
+  theta: "normal(2, 4): as in bradley_terry"
   log_lambda: >-
-    normal(-6, 3), independently per agent: half-life of ~4.6 hours at the centre, so the
-    hardest-step term explains short tasks unless the data ask for a hazard; 95% between 0.7
-    minutes and 50 days. Not pooled: most agents' hazards are only bounded above by their
-    successes on long tasks, and a population sd over such bounds put a funnel against that
-    wall (24 divergences on metr-early)
+    normal(-6, 3): half-life of ~4.6 hours at the centre, so the hardest-step term explains
+    short tasks unless the data ask for a hazard; 95% between 0.7 minutes and 50 days
 --- */
 functions {
   // logit(p) from log(p), stable for p near 0 and near 1.
@@ -62,16 +50,12 @@ transformed data {
   int is_weighted = min(weight) != 1 || max(weight) != 1;
 }
 parameters {
-  real mu_theta;
-  real<lower=0> tau_theta;
   vector[A] theta;
   vector[A] log_lambda;
 }
 model {
   vector[N] eta = log_p_to_logit(-exp(log_lambda[agent] + log_minutes[task]) + log_inv_logit(theta[agent] - log_minutes[task]));
-  mu_theta ~ normal(2, 4);
-  tau_theta ~ normal(0, 3);
-  theta ~ normal(mu_theta, tau_theta);
+  theta ~ normal(2, 4);
   log_lambda ~ normal(-6, 3);
   if (is_weighted) {
     for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
