@@ -172,6 +172,11 @@ def compare(
             log.info("[%d/%d] %s: %d chains x %d draws (%s)", i, len(zoo), model.name,
                      settings.chains, settings.draws, backend)
             start = time.perf_counter()
+            saved = _saved_fit(run_dir, model, data, settings) if run_dir else None
+            if saved is not None:
+                log.info("[%d/%d] %s: reusing the completed fit in %s", i, len(zoo), model.name, run_dir / "fits")
+                fits[model.name] = saved
+                continue
             try:
                 result = fit_model(model, data, settings=settings, backend=backend,
                                    out_dir=run_dir / "fits" if run_dir else None, progress=progress)
@@ -537,6 +542,26 @@ def trend_outputs(fits: Mapping[str, xr.DataTree], data: RunData, qs: Sequence[f
                 save_figure(fig, path)
                 out["figures"].append(path)
     return out
+
+
+def _saved_fit(run_dir: Path, model: ZooModel, data: RunData, settings: SamplerSettings) -> Fit | None:
+    """A completed fit of this exact model, data and settings already in ``run_dir`` (resuming a run)."""
+    from horizon_zoo.diagnostics import diagnose
+    from horizon_zoo.fit import load_fit
+
+    path = run_dir / "fits" / f"{model.name}.nc"
+    if not path.is_file() or not path.with_suffix(".json").is_file():
+        return None
+    try:
+        idata, info = load_fit(path)
+    except (OSError, ValueError, json.JSONDecodeError):
+        return None
+    effective = dataclasses.replace(settings, adapt_delta=max(settings.adapt_delta, model.min_adapt_delta))
+    if (info.get("status") != "complete" or info.get("model_sha256") != model.sha256
+            or info.get("data_fingerprint") != data.fingerprint() or info.get("settings") != effective.as_dict()):
+        return None
+    diagnostics = diagnose(idata, list(model.info.get("parameters", {})), settings.max_treedepth)
+    return Fit(model=model, idata=idata, diagnostics=diagnostics, info=info)
 
 
 def _fits_or_saved(zoo: list[ZooModel], data: RunData, settings: SamplerSettings, backend: str,

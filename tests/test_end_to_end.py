@@ -45,6 +45,14 @@ def test_compare_writes_a_complete_run_directory(tmp_path, capsys):
         assert info["model"] == name and "log_lik" in idata["log_likelihood"]
     assert (out / "summary.md").read_text().startswith("# horizon-zoo compare")
     assert not list(out.rglob("*.part")), "no temporary files may remain"
+    assert (out / "report.html").read_text().count("data:image/png;base64,") >= 3
+    # Re-running into the same directory resumes: completed fits of the same model, data and
+    # settings are reused, not resampled.
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "fits").glob("*.nc")}
+    assert main(["-q", "compare", "--runs", str(runs), "--chains", "2", "--warmup", "300", "--draws", "300",
+                 "--out", str(out), "--q", "50,80", "--models", ",".join(MODELS)]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "fits").glob("*.nc")} == stamps
+    pd.testing.assert_frame_equal(pd.read_csv(out / "tables" / "loo.csv"), loo)
 
 
 REAL = [SHARED_DATA / "metr-early" / "all_runs.jsonl", SHARED_DATA / "cyber-horizons" / "all_runs.jsonl"]
