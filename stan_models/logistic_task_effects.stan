@@ -12,21 +12,34 @@ source: >-
   in explanatory item response models (De Boeck & Wilson 2004).
 keywords: [logistic, task-effects, hierarchical, families]
 parameters:
-  alpha[agent]: "log-odds of success on a typical task of the suite's mean log2 length"
+  alpha[agent]: >-
+    log-odds of success on the suite's tasks at their mean log2 length (typical-task intercept
+    plus the mean offset of the suite's families and tasks)
   beta[agent]: "change in log-odds per doubling of task length"
   tau_family: "sd of family difficulty offsets (logit scale)"
   tau_task: "sd of task offsets within a family (logit scale)"
-  z_family[family]: "standardised family offset (non-centred)"
-  z_task[task]: "standardised task offset (non-centred)"
+  z_family[family]: "standardised family offset minus the families' mean (non-centred, sums to zero)"
+  z_family_mean: "mean of the standardised family offsets"
+  z_task[task]: "standardised task offset minus the tasks' mean (non-centred, sums to zero)"
+  z_task_mean: "mean of the standardised task offsets"
 generated:
   task_effect[task]: "task's difficulty offset on the logit scale (family + task)"
 priors:
-  alpha: "normal(0, 2.5): weakly informative on the logit scale"
+  alpha: >-
+    through alpha - tau_family * z_family_mean - tau_task * z_task_mean ~ normal(0, 2.5), the
+    typical-task intercept has the original weakly informative prior (a shift with unit Jacobian)
   beta: "normal(-0.7, 0.7): centred on the Bradley-Terry slope -ln(2) per doubling"
   tau_family: "half-normal(0, 1): family offsets of a few logits at most"
   tau_task: "half-normal(0, 1): task offsets of a few logits at most"
-  z_family: "std_normal(): non-centred"
-  z_task: "std_normal(): non-centred"
+  z_family: >-
+    std_normal() on the zero-sum subspace; with z_family_mean ~ normal(0, 1 / sqrt(F)) exactly F
+    independent std_normal() offsets. Split because raising every agent and lowering every task
+    by the same amount leaves the likelihood unchanged: sampled through the raw offsets that
+    direction left 4 divergences on cyber-horizons (one run per cell), here the mean enters only
+    priors
+  z_family_mean: "normal(0, 1 / sqrt(F)): the mean of F independent std_normal() offsets"
+  z_task: "std_normal() on the zero-sum subspace, as z_family"
+  z_task_mean: "normal(0, 1 / sqrt(T)): the mean of T independent std_normal() offsets"
 --- */
 data {
   int<lower=1> N;                             // binomial cells (agent x task)
@@ -67,12 +80,17 @@ parameters {
   vector[A] beta;
   real<lower=0> tau_family;
   real<lower=0> tau_task;
-  vector[F] z_family;
-  vector[T] z_task;
+  sum_to_zero_vector[F] z_family;
+  real z_family_mean;
+  sum_to_zero_vector[T] z_task;
+  real z_task_mean;
 }
 model {
   vector[N] eta = alpha[agent] + beta[agent] .* x[task] + (tau_family * z_family[family] + tau_task * z_task)[task];
-  alpha ~ normal(0, 2.5);
+  // alpha carries the mean offset; the typical-task intercept is alpha minus it (unit Jacobian).
+  alpha - tau_family * z_family_mean - tau_task * z_task_mean ~ normal(0, 2.5);
+  z_family_mean ~ normal(0, inv_sqrt(F));
+  z_task_mean ~ normal(0, inv_sqrt(T));
   beta ~ normal(-0.7, 0.7);
   tau_family ~ normal(0, 1);
   tau_task ~ normal(0, 1);
@@ -89,7 +107,7 @@ generated quantities {
   array[N] int y_rep;
   matrix[A, G] p_curve;
   matrix[A, G] p_curve_typical;
-  vector[T] task_effect = (tau_family * z_family[family] + tau_task * z_task);
+  vector[T] task_effect = tau_family * (z_family[family] + z_family_mean) + tau_task * (z_task + z_task_mean);
   {
     vector[N] eta = alpha[agent] + beta[agent] .* x[task] + (tau_family * z_family[family] + tau_task * z_task)[task];
     y_rep = binomial_rng(n_runs, inv_logit(eta));
@@ -99,7 +117,7 @@ generated quantities {
     real s = sqrt(square(tau_family) + square(tau_task));
     for (a in 1:A) {
       for (g in 1:G) {
-        real m = alpha[a] + beta[a] * x_grid[g];
+        real m = alpha[a] - tau_family * z_family_mean - tau_task * z_task_mean + beta[a] * x_grid[g];
         p_curve[a, g] = dot_product(gh_w, inv_logit(m + s * gh_x));
         p_curve_typical[a, g] = inv_logit(m);
       }
