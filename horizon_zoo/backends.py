@@ -179,6 +179,22 @@ def sample(
     return _sample_pystan(model, data, settings, inits, fixed_param, progress)
 
 
+@contextlib.contextmanager
+def _build_lock(key: str) -> Iterator[None]:
+    """One compilation of a program at a time across processes: two commands building the same
+    program at once made httpstan fail with an empty message."""
+    import fcntl
+
+    directory = cache_dir() / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / f"{key[:24]}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def program_data(model: ZooModel, data: dict[str, Any]) -> dict[str, Any]:
     """The contract data that ``model`` declares: optional variables only when it reads them."""
     from horizon_zoo.contract import OPTIONAL_DATA
@@ -264,7 +280,8 @@ def _sample_pystan(
     start = time.perf_counter()
     try:
         # The C++ compiler writes pages of warnings straight to file descriptor 2.
-        with _captured_fd2() as compiler_log, contextlib.redirect_stderr(io.StringIO()), _canonical_executable():
+        with _build_lock(model.sha256), _captured_fd2() as compiler_log, \
+                contextlib.redirect_stderr(io.StringIO()), _canonical_executable():
             posterior = stan.build(model.code, data=_jsonable(data), random_seed=settings.seed)
     except Exception as exc:  # PyStan raises ValueError/RuntimeError with the compiler output
         tail = "\n".join(compiler_log[0].splitlines()[-20:])
