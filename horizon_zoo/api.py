@@ -210,10 +210,14 @@ def compare(
     if run_dir:
         _write_tables(result, run_name, manifest["command"])
         best = str(loo_table.iloc[0]["model"])
-        trend = trend_outputs({n: f.idata for n, f in fits.items()}, data, qs, horizons, run_dir=run_dir,
-                              figure_models=[best, "logistic"])
+        try:
+            trend = trend_outputs({n: f.idata for n, f in fits.items()}, data, qs, horizons, run_dir=run_dir,
+                                  figure_models=[best, "logistic"])
+        except ValueError as exc:  # the fits and tables above stay valid without the trend
+            log.error("trend over release dates failed: %s", exc)
+            trend = {}
         for stem in ("doubling", "doubling_ratio", "forecasts"):
-            if not trend[stem].empty:
+            if stem in trend and not trend[stem].empty:
                 write_table(trend[stem], run_dir / "tables", stem)
         _end_run(run_dir, manifest, sorted(fits), failed=failed)
     return result

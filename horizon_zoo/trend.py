@@ -180,8 +180,13 @@ def all_trends(
     out = []
     post = idata["posterior"].to_dataset()
     for curve in CURVES:
-        if curve in post:
-            out += [trend_draws(idata, release_dates, q, agents=agents, curve=curve) for q in qs]
+        if curve not in post:
+            continue
+        for q in qs:
+            try:
+                out.append(trend_draws(idata, release_dates, q, agents=agents, curve=curve))
+            except ValueError as exc:  # e.g. a ceiling below q: no agent has a q-horizon on the grid
+                log.warning("no p%d trend (%s): %s", round(q * 100), CURVES[curve], exc)
     joint = joint_trend_draws(idata)
     if joint is not None:
         out.append(joint)

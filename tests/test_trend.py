@@ -256,3 +256,16 @@ def test_invsqrt_weighted_logistic_reproduces_metr_within_posterior_sd():
         draws = post.sel(agent=agent).values.reshape(-1)
         assert abs(np.mean(draws) - mle_log2_h50) < np.std(draws), (agent, np.mean(draws), mle_log2_h50)
 
+
+
+def test_a_q_no_agent_reaches_gives_no_trend_instead_of_an_error(caplog):
+    from horizon_zoo.trend import all_trends
+
+    dates = {"a": dt.date(2020, 1, 1), "b": dt.date(2022, 1, 1), "c": dt.date(2024, 1, 1)}
+    draws = np.tile(np.array([1.0, 3.0, 5.0]), (1, 50, 1))
+    idata = _curves_idata(draws, list(dates))
+    # A success ceiling of 0.7: the curves never reach 80%, so no agent has a p80 horizon.
+    idata["posterior"]["p_curve"] = idata["posterior"]["p_curve"] * 0.7
+    trends = all_trends(idata, dates, [0.5, 0.8], agents="all")
+    assert [t.q for t in trends] == [0.5]  # p50 of the scaled curves still crosses
+    assert "no p80 trend" in caplog.text
