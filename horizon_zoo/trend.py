@@ -239,11 +239,14 @@ def doubling_ratio_table(trends: Sequence[TrendDraws], numerator: float = 0.8,
         den = by_key.get((denominator, curve))
         if not np.isclose(q, numerator) or den is None:
             continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = den.slope / num.slope  # (12 / slope80) / (12 / slope50)
-        med, lo, hi = _interval(ratio)
+        # A doubling time exists only where the horizon grows: the ratio is taken over the draws
+        # where both trends grow, and the share of such draws is reported beside it.
+        growing = (den.slope > 0) & (num.slope > 0)
+        ratio = den.slope[growing] / num.slope[growing]  # (12 / slope80) / (12 / slope50)
+        med, lo, hi = _interval(ratio) if growing.any() else (np.nan, np.nan, np.nan)
         rows.append({"curve": curve, "ratio": f"p{round(numerator * 100)}/p{round(denominator * 100)}",
-                     "median": med, "lo95": lo, "hi95": hi, "agents": ", ".join(num.agents)})
+                     "median": med, "lo95": lo, "hi95": hi, "share_both_growing": float(growing.mean()),
+                     "agents": ", ".join(num.agents)})
     return pd.DataFrame(rows)
 
 
