@@ -20,11 +20,8 @@ parameters:
     mean effect of the suite's tasks
   tau_agent: "population sd of agent log cumulative hazard"
   agent_c[agent]: >-
-    agent log mean cumulative hazard (over run noise) at the data's mean log task length, on
-    the suite's tasks (agent effect plus the mean task effect plus sigma_obs^2 / 2; centred).
-    Parameterised by the mean hazard, not the median, because with the median the agent levels
-    had to move with sigma_obs (Jensen), which left R-hat 1.010 on metr-early and 1 divergence
-    at adapt_delta 0.9 on cyber-horizons
+    agent log cumulative hazard at the data's mean log task length, on the suite's tasks
+    (agent effect plus the mean task effect; centred)
   alpha: "elasticity of cumulative hazard with respect to task length"
   tau_task: "sd of task effects on log hazard"
   z_task[task]: "standardised task effect minus the tasks' mean (non-centred, sums to zero)"
@@ -34,7 +31,7 @@ generated:
   agent_effect[agent]: "agent log cumulative hazard of a typical (task effect 0) 1-minute task"
 priors:
   mu_agent: >-
-    through mu_agent - tau_task * z_task_mean ~ normal(0, 3): at the data's mean log task length an average agent's mean cumulative hazard is 1
+    through mu_agent - tau_task * z_task_mean ~ normal(0, 3): at the data's mean log task length an average agent has cumulative hazard 1
     (success 37%) at the centre, 95% between success 0.2% and 99.7%
   tau_agent: "half-normal(0, 3): agents can differ by orders of magnitude"
   agent_c: >-
@@ -110,7 +107,7 @@ parameters {
   real<lower=0> sigma_obs;
 }
 model {
-  vector[N] eta = noisy_hazard_logit(agent_c[agent] - 0.5 * square(sigma_obs) + alpha * log_minutes_c[task] + tau_task * z_task[task], sigma_obs, gh_x, gh_w);
+  vector[N] eta = noisy_hazard_logit(agent_c[agent] + alpha * log_minutes_c[task] + tau_task * z_task[task], sigma_obs, gh_x, gh_w);
   // agent_c and mu_agent carry the tasks' mean effect, so the likelihood sees z_task only
   // through its zero-sum part; mu_agent - tau_task * z_task_mean is the original mu_agent
   // (a shift with unit Jacobian).
@@ -132,9 +129,9 @@ generated quantities {
   vector[N] log_lik;
   array[N] int y_rep;
   matrix[A, G] p_curve;
-  vector[A] agent_effect = agent_c - 0.5 * square(sigma_obs) - tau_task * z_task_mean - alpha * log_minutes_centre;
+  vector[A] agent_effect = agent_c - tau_task * z_task_mean - alpha * log_minutes_centre;
   {
-    vector[N] eta = noisy_hazard_logit(agent_c[agent] - 0.5 * square(sigma_obs) + alpha * log_minutes_c[task] + tau_task * z_task[task], sigma_obs, gh_x, gh_w);
+    vector[N] eta = noisy_hazard_logit(agent_c[agent] + alpha * log_minutes_c[task] + tau_task * z_task[task], sigma_obs, gh_x, gh_w);
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }
