@@ -131,7 +131,7 @@ def compare(
     cv: Sequence[str] = (),
     folds: int = 10,
     jobs: int = 1,
-    reloo_max: int = 5,
+    reloo_max: int = 0,
 ) -> CompareResult:
     """Fit every selected model and compare them: LOO table, horizons and diagnostics.
 

@@ -112,9 +112,10 @@ def _add_cv_options(p: argparse.ArgumentParser, default: list[str]) -> None:
     g.add_argument("--folds", type=int, default=10, metavar="K", help="folds per scheme (default: %(default)s)")
     g.add_argument("--jobs", type=int, default=1, metavar="J",
                    help="folds fitted in parallel processes (default: %(default)s)")
-    g.add_argument("--reloo-max", type=int, default=5, metavar="N",
-                   help="refit exactly the cells with Pareto k > 0.7 when a model has at most N of them "
-                        "(default: %(default)s; 0 turns it off)")
+    g.add_argument("--reloo-max", type=int, default=0, metavar="N",
+                   help="refit exactly the cells with Pareto k > 0.7 when a model has at most N of them; "
+                        "each refit costs a full fit (default: %(default)s, off: the table then flags "
+                        "models whose PSIS estimate is unreliable)")
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
