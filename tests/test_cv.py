@@ -100,3 +100,24 @@ def test_cached_folds_are_reused_without_refitting(tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="refitted"):
         cross_validate(models, data, ["task"], k=2, settings=SamplerSettings(chains=2, warmup=300, draws=301, seed=4),
                        cache=tmp_path)
+
+
+@pytest.mark.stan
+def test_compare_runs_every_cv_scheme_and_reports_them(tmp_path, write_runs, monkeypatch):
+    from horizon_zoo.cli import main
+
+    monkeypatch.setenv("HORIZON_ZOO_CV_CACHE", str(tmp_path / "cache"))
+    runs = write_runs(make_runs(n_agents=3, n_tasks=8, runs_per_cell=3))
+    out = tmp_path / "run"
+    assert main(["-q", "compare", "--runs", str(runs), "--models", "logistic,bradley_terry", "--cv",
+                 "task,family,agent", "--folds", "2", "--chains", "2", "--warmup", "200", "--draws", "200",
+                 "--out", str(out)]) == 0
+    table = pd.read_csv(out / "tables" / "cv.csv")
+    assert set(table["scheme"]) == {"cell", "task", "family", "agent"}
+    assert set(table["model"]) == {"logistic", "bradley_terry"}
+    pointwise = pd.read_csv(out / "tables" / "cv_pointwise.csv")
+    assert pointwise.groupby("scheme")["group"].nunique().to_dict() == {"agent": 3, "family": 2, "task": 8}
+    sentences = (out / "cv.md").read_text()
+    assert sentences.count("Predicting") == 4 and "never seen" in sentences
+    assert (out / "figures" / "cv.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Cross-validation" in (out / "report.html").read_text()
