@@ -153,7 +153,8 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         if manifest.get("data", {}).get("weighted"):
             doc.para("The likelihood is weighted (METR task weights): these elpds are not comparable with those "
                      "of unweighted fits.")
-        doc.table(loo)
+        doc.table(loo[[c for c in ("model", "rank", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight",
+                                   "n_high_k", "loo_method") if c in loo.columns]])
     cv = _read(run_dir, "cv")
     if cv is not None:
         doc.heading("Cross-validation: new cells, tasks, families, agents")
