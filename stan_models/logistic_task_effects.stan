@@ -12,34 +12,31 @@ source: >-
   in explanatory item response models (De Boeck & Wilson 2004).
 keywords: [logistic, task-effects, hierarchical, families]
 parameters:
-  alpha[agent]: >-
-    log-odds of success on the suite's tasks at their mean log2 length (typical-task intercept
-    plus the mean offset of the suite's families and tasks)
+  alpha[agent]: "log-odds of success on a typical task (offset 0) of the suite's mean log2 length"
   beta[agent]: "change in log-odds per doubling of task length"
   tau_family: "sd of family difficulty offsets (logit scale)"
   tau_task: "sd of task offsets within a family (logit scale)"
-  z_family[family]: "standardised family offset minus the families' mean (non-centred, sums to zero)"
-  z_family_mean: "mean of the standardised family offsets"
-  z_task[task]: "standardised task offset minus the tasks' mean (non-centred, sums to zero)"
-  z_task_mean: "mean of the standardised task offsets"
+  z_family_total[family]: >-
+    standardised total offset of a family: its family offset plus the mean of its tasks'
+    offsets, whose sd is sqrt(tau_family^2 + tau_task^2 / n_f) for a family of n_f tasks
+  z_task[task]: >-
+    standardised task offset; only its deviation from its family's mean enters the likelihood
+    (the mean is part of the family total)
 generated:
   task_effect[task]: "task's difficulty offset on the logit scale (family + task)"
 priors:
-  alpha: >-
-    through alpha - tau_family * z_family_mean - tau_task * z_task_mean ~ normal(0, 2.5), the
-    typical-task intercept has the original weakly informative prior (a shift with unit Jacobian)
+  alpha: "normal(0, 2.5): weakly informative on the logit scale"
   beta: "normal(-0.7, 0.7): centred on the Bradley-Terry slope -ln(2) per doubling"
   tau_family: "half-normal(0, 1): family offsets of a few logits at most"
   tau_task: "half-normal(0, 1): task offsets of a few logits at most"
-  z_family: >-
-    std_normal() on the zero-sum subspace; with z_family_mean ~ normal(0, 1 / sqrt(F)) exactly F
-    independent std_normal() offsets. Split because raising every agent and lowering every task
-    by the same amount leaves the likelihood unchanged: sampled through the raw offsets that
-    direction left 4 divergences on cyber-horizons (one run per cell), here the mean enters only
-    priors
-  z_family_mean: "normal(0, 1 / sqrt(F)): the mean of F independent std_normal() offsets"
-  z_task: "std_normal() on the zero-sum subspace, as z_family"
-  z_task_mean: "normal(0, 1 / sqrt(T)): the mean of T independent std_normal() offsets"
+  z_family_total: >-
+    std_normal(). With z_task ~ std_normal() this is exactly the model family offset ~
+    normal(0, tau_family), task offset ~ normal(0, tau_task): a family's offset and the mean of
+    its tasks' offsets enter the likelihood only as their sum, so they are sampled as that sum
+    (whose sd never falls below tau_task / sqrt(n_f)). Sampled separately, the family offset
+    traded against its ~19 tasks' mean on cyber-horizons and tau_family had a funnel (4
+    divergences, all at tau_family 0.5 to 0.7)
+  z_task: "std_normal(): its within-family deviations are the task offsets / tau_task"
 --- */
 data {
   int<lower=1> N;                             // binomial cells (agent x task)
@@ -63,6 +60,8 @@ transformed data {
   real centre = mean(log_minutes) / log(2);
   vector[T] x = log_minutes / log(2) - centre;
   vector[G] x_grid = log_minutes_grid / log(2) - centre;
+  vector[F] tasks_in_family = rep_vector(0, F);
+  for (t in 1:T) tasks_in_family[family[t]] += 1;
   // 15-point Gauss-Hermite rule for E[f(Z)], Z ~ normal(0, 1): integrates task-level effects
   // out of p_curve (error < 1e-3 for logit sd up to 3).
   vector[15] gh_x = [-6.36394788882984, -5.19009359130478, -4.19620771126902, -3.28908242439877,
@@ -80,21 +79,26 @@ parameters {
   vector[A] beta;
   real<lower=0> tau_family;
   real<lower=0> tau_task;
-  sum_to_zero_vector[F] z_family;
-  real z_family_mean;
-  sum_to_zero_vector[T] z_task;
-  real z_task_mean;
+  vector[F] z_family_total;
+  vector[T] z_task;
+}
+transformed parameters {
+  // offset of each task: its family's total plus its deviation from the family's mean
+  vector[T] task_effect;
+  {
+    vector[F] task_sum = rep_vector(0, F);
+    for (t in 1:T) task_sum[family[t]] += z_task[t];
+    vector[F] family_total = sqrt(square(tau_family) + square(tau_task) * inv(tasks_in_family)) .* z_family_total;
+    task_effect = family_total[family] + tau_task * (z_task - (task_sum ./ tasks_in_family)[family]);
+  }
 }
 model {
-  vector[N] eta = alpha[agent] + beta[agent] .* x[task] + (tau_family * z_family[family] + tau_task * z_task)[task];
-  // alpha carries the mean offset; the typical-task intercept is alpha minus it (unit Jacobian).
-  alpha - tau_family * z_family_mean - tau_task * z_task_mean ~ normal(0, 2.5);
-  z_family_mean ~ normal(0, inv_sqrt(F));
-  z_task_mean ~ normal(0, inv_sqrt(T));
+  vector[N] eta = alpha[agent] + beta[agent] .* x[task] + task_effect[task];
+  alpha ~ normal(0, 2.5);
   beta ~ normal(-0.7, 0.7);
   tau_family ~ normal(0, 1);
   tau_task ~ normal(0, 1);
-  z_family ~ std_normal();
+  z_family_total ~ std_normal();
   z_task ~ std_normal();
   if (is_weighted) {
     for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
@@ -107,9 +111,8 @@ generated quantities {
   array[N] int y_rep;
   matrix[A, G] p_curve;
   matrix[A, G] p_curve_typical;
-  vector[T] task_effect = tau_family * (z_family[family] + z_family_mean) + tau_task * (z_task + z_task_mean);
   {
-    vector[N] eta = alpha[agent] + beta[agent] .* x[task] + (tau_family * z_family[family] + tau_task * z_task)[task];
+    vector[N] eta = alpha[agent] + beta[agent] .* x[task] + task_effect[task];
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }
@@ -117,7 +120,7 @@ generated quantities {
     real s = sqrt(square(tau_family) + square(tau_task));
     for (a in 1:A) {
       for (g in 1:G) {
-        real m = alpha[a] - tau_family * z_family_mean - tau_task * z_task_mean + beta[a] * x_grid[g];
+        real m = alpha[a] + beta[a] * x_grid[g];
         p_curve[a, g] = dot_product(gh_w, inv_logit(m + s * gh_x));
         p_curve_typical[a, g] = inv_logit(m);
       }
