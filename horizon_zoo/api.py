@@ -24,7 +24,8 @@ import xarray as xr
 
 from horizon_zoo import __version__
 from horizon_zoo.backends import SamplerSettings, resolve_backend
-from horizon_zoo.compare import loo_compare
+from horizon_zoo.checks import CHECKS_LEGEND
+from horizon_zoo.compare import WEIGHTED_ELPD_NOTE, loo_compare
 from horizon_zoo.contract import default_grid
 from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO, RunData, Weights, load_runs
 from horizon_zoo.errors import DataError, HorizonZooError
@@ -82,6 +83,12 @@ def load(
         data = load_runs(runs, **filters)
     if release_dates is None:
         return data
+    return with_release_dates(data, release_dates, skip_undated=skip_undated)
+
+
+def with_release_dates(data: RunData, release_dates: str | Path | Mapping[str, date], *,
+                       skip_undated: bool = False) -> RunData:
+    """``data`` with a release-dates file (or mapping) joined to its agents, notes added to its warnings."""
     if not isinstance(release_dates, Mapping):
         release_dates = read_release_dates(release_dates)
     matched, notes = match_release_dates(data, release_dates, skip_missing=skip_undated)
@@ -306,14 +313,6 @@ def diagnostics_table(fits: dict[str, Fit]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def WEIGHTED_NOTE(data: RunData) -> list[str]:  # noqa: N802 - reads as a constant in the summary
-    """The warning that goes with every elpd of a weighted fit."""
-    if np.allclose(data.cells["weight"], 1.0):
-        return []
-    return ["The likelihood is weighted (METR task weights): these elpds are not comparable with "
-            "those of unweighted fits.", ""]
-
-
 def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
     assert result.run_dir is not None
     tables = result.run_dir / "tables"
@@ -331,7 +330,9 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
         f"# horizon-zoo {run_name}", "", f"Command: `{command}`", "",
         f"Data: {result.data.source}: {len(result.data.runs)} runs, {len(result.data.agents)} agents, "
         f"{len(result.data.tasks)} tasks, {len(result.data.families)} families.", "",
-        "## PSIS-LOO over (agent, task) cells", "", *WEIGHTED_NOTE(result.data), markdown_table(result.loo[loo_cols]),
+        "## PSIS-LOO over (agent, task) cells", "",
+        *([WEIGHTED_ELPD_NOTE, ""] if not np.allclose(result.data.cells["weight"], 1.0) else []),
+        markdown_table(result.loo[loo_cols]),
         "## Diagnostics", "", markdown_table(result.diagnostics),
         f"## Horizons of the best model by elpd ({best}), median [95% interval]", "",
         markdown_table(wide[wide["model"] == best].drop(columns="model")),
@@ -473,11 +474,7 @@ def horizons(
     """
     settings = settings or SamplerSettings()
     if isinstance(runs, RunData):
-        data = runs
-        if release_dates is not None:
-            dates = release_dates if isinstance(release_dates, Mapping) else read_release_dates(release_dates)
-            matched, notes = match_release_dates(data, dates)
-            data = dataclasses.replace(data, release_dates=matched, warnings=(*data.warnings, *notes))
+        data = runs if release_dates is None else with_release_dates(runs, release_dates)
     else:
         data = load(runs, release_dates=release_dates)
     for warning in data.warnings:
@@ -667,22 +664,13 @@ def check(
     return result
 
 
-CHECKS_LEGEND = (
-    "Posterior predictive p-values, `P(T(y_rep) > T(y))` (mid-p); `*` marks values outside "
-    "[0.025, 0.975]. Task block: mean within-family minus between-family residual correlation "
-    "of tasks (high = tasks of a family share difficulty the model misses). Agent eigen share: "
-    "the leading eigenvalue's share of the agent residual correlation matrix (high = one pattern "
-    "over tasks runs through every agent's residuals). Families / calibration bins flagged: how "
-    "many per-family success rates and (agent, length bin) success rates lie outside the "
-    "replicated 95%: about 5% are expected by chance.")
-
-
 def _model_first(table: pd.DataFrame) -> pd.DataFrame:
     return table[["model", *[c for c in table.columns if c != "model"]]]
 
 
 def _write_horizon_tables(result: HorizonsResult, command: str) -> None:
     from horizon_zoo.rundir import markdown_table
+    from horizon_zoo.trend import doubling_text
 
     assert result.run_dir is not None
     tables = result.run_dir / "tables"
@@ -701,8 +689,7 @@ def _write_horizon_tables(result: HorizonsResult, command: str) -> None:
             write_table(frame, tables, stem)
     if not result.doubling.empty:
         d = result.doubling
-        shown = d.assign(doubling=[f"{m:.1f} [{lo:.1f}, {hi:.1f}]" for m, lo, hi in
-                                   zip(d["doubling_months"], d["lo95_months"], d["hi95_months"])])
+        shown = d.assign(doubling=doubling_text(d))
         lines += ["## Doubling time of the horizon in months, median [95% interval]", "",
                   markdown_table(shown[["model", "q", "curve", "trend", "doubling", "p_shrinking", "n_agents",
                                         "max_offgrid_share", "agents"]])]

@@ -37,6 +37,16 @@ DEFAULT_BINS = 6
 MIN_SHARED = 3  # a residual correlation needs at least this many shared agents / tasks
 
 
+CHECKS_LEGEND = (
+    "Posterior predictive p-values, `P(T(y_rep) > T(y))` (mid-p); `*` marks values outside "
+    "[0.025, 0.975]. Task block: mean within-family minus between-family residual correlation "
+    "of tasks (high = tasks of a family share difficulty the model misses). Agent eigen share: "
+    "the leading eigenvalue's share of the agent residual correlation matrix (high = one pattern "
+    "over tasks runs through every agent's residuals). Families / calibration bins flagged: how "
+    "many per-family success rates and (agent, length bin) success rates lie outside the "
+    "replicated 95%: about 5% are expected by chance.")
+
+
 @dataclass(frozen=True)
 class CheckData:
     """The arrays every check reads, pulled once from a fit."""

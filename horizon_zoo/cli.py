@@ -411,6 +411,7 @@ def _cv(args: argparse.Namespace, data: object, settings: SamplerSettings, comma
 def _print_horizons(result: api.HorizonsResult) -> None:  # noqa: F821
     from horizon_zoo.horizons import wide_horizon_table
     from horizon_zoo.rundir import markdown_table
+    from horizon_zoo.trend import doubling_text
 
     for model in result.fits:
         print(f"\nHorizons, {model} (median [95% interval]):\n")
@@ -418,8 +419,7 @@ def _print_horizons(result: api.HorizonsResult) -> None:  # noqa: F821
     if not result.doubling.empty:
         d = result.doubling
         print("Doubling time of the horizon, months (median [95% interval]):\n")
-        print(markdown_table(d.assign(doubling=[f"{m:.1f} [{lo:.1f}, {hi:.1f}]" for m, lo, hi in zip(
-            d["doubling_months"], d["lo95_months"], d["hi95_months"])])[
+        print(markdown_table(d.assign(doubling=doubling_text(d))[
             ["model", "q", "curve", "trend", "doubling", "n_agents", "agents"]]))
     if not result.doubling_ratio.empty:
         print("p80 / p50 doubling-time ratio:\n")

@@ -21,6 +21,8 @@ import xarray as xr
 from scipy.special import logsumexp
 
 HIGH_K = 0.7
+WEIGHTED_ELPD_NOTE = ("The likelihood is weighted (METR task weights): these elpds are not comparable with "
+                      "those of unweighted fits.")
 # Log-likelihood spread across draws below which a cell's importance weights count as uniform.
 CONSTANT_SPREAD = 1e-9
 

@@ -151,8 +151,9 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         doc.para("elpd_diff is relative to the best model; a difference smaller than about 2 dse is not "
                  "decisive. Cells with Pareto k above 0.7 make PSIS-LOO unreliable for that model.", note=True)
         if manifest.get("data", {}).get("weighted"):
-            doc.para("The likelihood is weighted (METR task weights): these elpds are not comparable with those "
-                     "of unweighted fits.")
+            from horizon_zoo.compare import WEIGHTED_ELPD_NOTE
+
+            doc.para(WEIGHTED_ELPD_NOTE)
         doc.table(loo[[c for c in ("model", "rank", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight",
                                    "n_high_k", "loo_method") if c in loo.columns]])
     cv = _read(run_dir, "cv")
@@ -169,7 +170,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
             doc.figure(run_dir, figures / "cv.png", "elpd difference from the best model, 2 SE bars")
     checks = _read(run_dir, "checks")
     if checks is not None:
-        from horizon_zoo.api import CHECKS_LEGEND
+        from horizon_zoo.checks import CHECKS_LEGEND
 
         doc.heading("Posterior predictive checks")
         doc.para(CHECKS_LEGEND, note=True)
@@ -196,8 +197,9 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     doubling = _read(run_dir, "doubling")
     if doubling is not None:
         doc.heading("Trend over release dates")
-        doubling = doubling.assign(doubling=[f"{m:.1f} [{lo:.1f}, {hi:.1f}]" for m, lo, hi in zip(
-            doubling["doubling_months"], doubling["lo95_months"], doubling["hi95_months"])])
+        from horizon_zoo.trend import doubling_text
+
+        doubling = doubling.assign(doubling=doubling_text(doubling))
         doc.para("Months per doubling of the horizon, median [95% interval]; per-draw regression over the agents "
                  "listed, or the joint Stan trend.", note=True)
         doc.table(doubling[[c for c in ("model", "q", "curve", "trend", "doubling", "p_shrinking", "n_agents",

@@ -230,6 +230,12 @@ def doubling_table(trends: Sequence[TrendDraws]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def doubling_text(table: pd.DataFrame) -> list[str]:
+    """``median [lo, hi]`` months for each row of :func:`doubling_table` output."""
+    return [f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
+            for m, lo, hi in zip(table["doubling_months"], table["lo95_months"], table["hi95_months"])]
+
+
 def doubling_ratio_table(trends: Sequence[TrendDraws], numerator: float = 0.8,
                          denominator: float = 0.5) -> pd.DataFrame:
     """Ratio of the p80 and p50 doubling times per draw (1 when the two trends are parallel)."""
