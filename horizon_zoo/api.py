@@ -232,16 +232,13 @@ def compare(
 
 def _refitters(fits: dict[str, Fit], data: RunData, settings: SamplerSettings, backend: str) -> dict[str, Any]:
     """For each fit, a function that refits with given cells held out (for exact LOO of high-k cells)."""
-    from horizon_zoo.cv import HOLDOUT_WEIGHT
+    from horizon_zoo.cv import holdout
 
     def make(model: ZooModel) -> Any:
         def refit(mask: np.ndarray) -> xr.DataTree:
-            cells = data.cells.copy()
-            cells.loc[mask, "weight"] = cells.loc[mask, "weight"] * HOLDOUT_WEIGHT
-            log.info("reloo: refitting %s without %s", model.name,
-                     ", ".join(f"{a} x {t}" for a, t in cells.loc[mask, ["agent", "task_id"]].itertuples(index=False)))
-            return fit_model(model, dataclasses.replace(data, cells=cells), settings=settings, backend=backend,
-                             progress=False).idata
+            log.info("reloo: refitting %s without %s", model.name, ", ".join(
+                f"{a} x {t}" for a, t in data.cells.loc[mask, ["agent", "task_id"]].itertuples(index=False)))
+            return fit_model(model, holdout(data, mask), settings=settings, backend=backend, progress=False).idata
         return refit
 
     return {name: make(f.model) for name, f in fits.items()}

@@ -57,23 +57,16 @@ def loo(idata: xr.DataTree) -> azs.ELPDData:
     return result
 
 
-def exact_elpd(fit_heldout: Callable[[np.ndarray], xr.DataTree], mask: np.ndarray, weight: np.ndarray) -> float:
-    """Exact leave-out elpd of the cells in ``mask`` from a refit where they carry a negligible weight.
-
-    ``fit_heldout(mask)`` refits with those cells' weight scaled by ``horizon_zoo.cv.HOLDOUT_WEIGHT``;
-    ``log_lik / weight`` is then their predictive log density in each draw.
-    """
-    idata = fit_heldout(mask)
-    ll = idata["log_likelihood"]["log_lik"].values
-    ll = ll.reshape(-1, ll.shape[-1])[:, mask] / weight[mask]
-    joint = ll.sum(axis=1)
-    return float(logsumexp(joint) - np.log(joint.size))
-
-
 def reloo(result: azs.ELPDData, fit_heldout: Callable[[np.ndarray], xr.DataTree], weight: np.ndarray,
           max_refits: int) -> tuple[azs.ELPDData, str]:
     """Replace the PSIS estimate of cells with Pareto k > 0.7 by exact refits, when there are at most
-    ``max_refits`` of them; return the result and a note saying which method was used."""
+    ``max_refits`` of them; return the result and a note saying which method was used.
+
+    ``fit_heldout(mask)`` refits with the cells in ``mask`` held out (``horizon_zoo.cv.holdout``);
+    ``weight`` are the cells' weights in the full fit.
+    """
+    from horizon_zoo.cv import joint_elpd
+
     k = np.asarray(result.pareto_k)
     bad = np.flatnonzero(k > min(HIGH_K, result.good_k))
     if bad.size == 0:
@@ -85,7 +78,7 @@ def reloo(result: azs.ELPDData, fit_heldout: Callable[[np.ndarray], xr.DataTree]
     for i in bad:
         mask = np.zeros(elpd_i.size, dtype=bool)
         mask[i] = True
-        elpd_i[i] = exact_elpd(fit_heldout, mask, weight)
+        elpd_i[i] = joint_elpd(fit_heldout(mask), weight, np.array([i]))
     result.elpd_i = elpd_i
     result.elpd = float(elpd_i.sum())
     result.se = float(np.sqrt(elpd_i.size * np.var(elpd_i.values)))

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy.special import logsumexp
 
 from horizon_zoo.backends import SamplerSettings
@@ -118,6 +119,25 @@ def default_cache_dir() -> Path:
     return Path(env) if env else cache_dir() / "cv"
 
 
+def holdout(data: RunData, mask: np.ndarray) -> RunData:
+    """``data`` with the cells in ``mask`` carrying ``HOLDOUT_WEIGHT`` times their weight."""
+    cells = data.cells.copy()
+    cells.loc[mask, "weight"] = cells.loc[mask, "weight"] * HOLDOUT_WEIGHT
+    return replace(data, cells=cells)
+
+
+def joint_elpd(idata: xr.DataTree, weight: np.ndarray, cells: np.ndarray) -> float:
+    """Log predictive density of ``cells`` (indices) together, from a fit of :func:`holdout` data.
+
+    ``weight`` are the cells' weights before holding out: ``log_lik / (weight * HOLDOUT_WEIGHT)``
+    is each held-out cell's log density in a draw; the cells share a draw's parameters.
+    """
+    ll = idata["log_likelihood"]["log_lik"].values
+    ll = ll.reshape(-1, ll.shape[-1])[:, cells] / (np.asarray(weight)[cells] * HOLDOUT_WEIGHT)
+    joint = ll.sum(axis=1)
+    return float(logsumexp(joint) - np.log(joint.size))
+
+
 def run_fold(model: ZooModel, data: RunData, fold: Fold, settings: SamplerSettings, backend: str,
              cache: Path) -> dict[str, object]:
     """Fit one fold (or read it from the cache); return per-group elpds and diagnostics."""
@@ -128,16 +148,11 @@ def run_fold(model: ZooModel, data: RunData, fold: Fold, settings: SamplerSettin
     from horizon_zoo.rundir import atomic_write_text
 
     mask = held_out_cells(data, fold)
-    cells = data.cells.copy()
-    cells.loc[mask, "weight"] = cells.loc[mask, "weight"] * HOLDOUT_WEIGHT
-    fit = fit_model(model, replace(data, cells=cells), settings=settings, backend=backend, progress=False)
-    ll = fit.idata["log_likelihood"]["log_lik"].values
-    ll = ll.reshape(-1, ll.shape[-1])[:, mask] / cells.loc[mask, "weight"].to_numpy()
-    groups = group_of_cells(data, fold.scheme)[mask]
-    elpd = {}
-    for g in np.unique(groups):
-        joint = ll[:, groups == g].sum(axis=1)
-        elpd[str(g)] = float(logsumexp(joint) - np.log(joint.size))
+    fit = fit_model(model, holdout(data, mask), settings=settings, backend=backend, progress=False)
+    groups = group_of_cells(data, fold.scheme)
+    weight = data.cells["weight"].to_numpy()
+    elpd = {str(g): joint_elpd(fit.idata, weight, np.flatnonzero(mask & (groups == g)))
+            for g in np.unique(groups[mask])}
     d = fit.diagnostics
     record = {"model": model.name, "scheme": fold.scheme, "fold": fold.index, "elpd": elpd,
               "n_cells": int(mask.sum()), "max_rhat": d.max_rhat, "divergences": d.divergences,
