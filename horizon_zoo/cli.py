@@ -104,6 +104,11 @@ def _add_sampler_options(p: argparse.ArgumentParser) -> None:
                    help="NUTS maximum tree depth (default: %(default)s)")
 
 
+def _add_fits_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fits", type=Path, metavar="DIR",
+                   help="reuse saved fits from this directory (a run directory's fits/) when model and data match")
+
+
 def _add_cv_options(p: argparse.ArgumentParser, default: list[str]) -> None:
     g = p.add_argument_group("cross-validation")
     g.add_argument("--cv", type=_csv_list, default=default, metavar="task,family,agent",
@@ -191,8 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thresholds", type=_thresholds, metavar="8h,40h,167h",
                    help="forecast when the trend reaches these lengths (default: work-day 8h, work-week 40h, "
                         "work-month 167h)")
-    p.add_argument("--fits", type=Path, metavar="DIR",
-                   help="reuse saved fits from this directory (a run directory's fits/) when model and data match")
+    _add_fits_option(p)
     _add_data_options(p)
     _add_sampler_options(p)
     _add_output_options(p)
@@ -206,8 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=_csv_list, default=["logistic"], metavar="NAME[,NAME]",
                    help="model names or .stan paths (default: logistic)")
-    p.add_argument("--fits", type=Path, metavar="DIR",
-                   help="reuse saved fits from this directory (a run directory's fits/) when model and data match")
+    _add_fits_option(p)
     _add_data_options(p)
     _add_sampler_options(p)
     _add_output_options(p)

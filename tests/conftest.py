@@ -72,3 +72,21 @@ def small_default(n_agents: int = 6, n_tasks: int = 40) -> pd.DataFrame:
     keep_agents = agents[:: max(1, len(agents) // n_agents)][:n_agents]
     tasks = sorted(runs["task_id"].unique())[:n_tasks]
     return runs[runs["alias"].isin(keep_agents) & runs["task_id"].isin(tasks)].reset_index(drop=True)
+
+
+def family_effect_runs(effects: bool = True, seed: int = 7) -> pd.DataFrame:
+    """METR-format runs, 8 agents x 64 tasks in 16 families x 4 runs, with strong family (sd 1.5)
+    and task (sd 0.7) difficulty effects, or none."""
+    rng = np.random.default_rng(seed)
+    family = np.repeat(np.arange(16), 4)
+    log2_minutes = rng.uniform(-2, 9, family.size)
+    offset = rng.normal(0, 1.5, 16)[family] + rng.normal(0, 0.7, family.size) if effects else np.zeros(family.size)
+    rows = []
+    for a, h50 in enumerate(np.linspace(0, 7, 8)):
+        p = 1 / (1 + np.exp(-(-0.8 * (log2_minutes - h50) + offset)))
+        for t in range(family.size):
+            for r in range(4):
+                rows.append({"task_id": f"fam{family[t]}/t{t}", "task_family": f"fam{family[t]}", "alias": f"agent{a}",
+                             "human_minutes": float(2 ** log2_minutes[t]), "score_binarized": int(rng.random() < p[t]),
+                             "run_id": f"{a}-{t}-{r}"})
+    return pd.DataFrame(rows)

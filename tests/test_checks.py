@@ -11,6 +11,7 @@ from horizon_zoo.backends import SamplerSettings
 from horizon_zoo.checks import (CheckData, agent_eigen_share, calibration_table, ppc_p_value, residual_structure,
                                 task_block_statistic, uncentred_correlation)
 from horizon_zoo.cli import main
+from tests.conftest import family_effect_runs
 
 
 def test_mid_p_value_counts_ties_as_half():
@@ -80,27 +81,9 @@ def test_calibration_table_counts_runs_and_rates():
     assert ((table["lo95"] <= table["replicated_median"]) & (table["replicated_median"] <= table["hi95"])).all()
 
 
-def _task_effect_runs(seed: int = 7) -> pd.DataFrame:
-    """METR-format runs with strong family and task difficulty effects."""
-    rng = np.random.default_rng(seed)
-    n_families, per_family = 16, 4
-    family = np.repeat(np.arange(n_families), per_family)
-    log2_minutes = rng.uniform(-2, 9, family.size)
-    offset = rng.normal(0, 1.5, n_families)[family] + rng.normal(0, 0.7, family.size)
-    rows = []
-    for a, h50 in enumerate(np.linspace(0, 7, 8)):
-        p = 1 / (1 + np.exp(-(-0.8 * (log2_minutes - h50) + offset)))
-        for t in range(family.size):
-            for r in range(4):
-                rows.append({"task_id": f"fam{family[t]}/t{t}", "task_family": f"fam{family[t]}", "alias": f"agent{a}",
-                             "human_minutes": float(2 ** log2_minutes[t]), "score_binarized": int(rng.random() < p[t]),
-                             "run_id": f"{a}-{t}-{r}"})
-    return pd.DataFrame(rows)
-
-
 @pytest.mark.stan
 def test_task_block_flags_logistic_but_not_logistic_task_effects():
-    data = api.load(_task_effect_runs())
+    data = api.load(family_effect_runs())
     result = api.check(data, models=["logistic", "logistic_task_effects"], write=False, progress=False,
                        settings=SamplerSettings(chains=2, warmup=400, draws=400, seed=2))
     p = {m: r.p_values.set_index("statistic").loc["task block (within - between family)", "p_value"]
@@ -111,7 +94,7 @@ def test_task_block_flags_logistic_but_not_logistic_task_effects():
 
 @pytest.mark.stan
 def test_check_command_writes_figures_and_p_value_tables(tmp_path, write_runs):
-    runs = write_runs(_task_effect_runs())
+    runs = write_runs(family_effect_runs())
     out = tmp_path / "run"
     assert main(["-q", "check", "--model", "logistic", "--runs", str(runs), "--chains", "2", "--warmup", "200",
                  "--draws", "200", "--out", str(out)]) == 0

@@ -11,7 +11,7 @@ from horizon_zoo.backends import SamplerSettings
 from horizon_zoo.cv import (cross_validate, cv_compare, group_of_cells, held_out_cells, make_folds, verdicts)
 from horizon_zoo.data import load_runs
 from horizon_zoo.registry import resolve
-from tests.conftest import make_runs
+from tests.conftest import family_effect_runs, make_runs
 
 SETTINGS = SamplerSettings(chains=2, warmup=300, draws=300, seed=4)
 
@@ -50,27 +50,10 @@ def test_cv_compare_pairs_differences_over_groups():
     assert "more than 2 SE" in verdicts(table.reset_index())[0]
 
 
-def _runs(effects: bool, seed: int = 7) -> pd.DataFrame:
-    """8 agents x 64 tasks in 16 families x 4 runs; strong family and task effects or none."""
-    rng = np.random.default_rng(seed)
-    family = np.repeat(np.arange(16), 4)
-    log2_minutes = rng.uniform(-2, 9, family.size)
-    offset = rng.normal(0, 1.5, 16)[family] + rng.normal(0, 0.7, family.size) if effects else np.zeros(family.size)
-    rows = []
-    for a, h50 in enumerate(np.linspace(0, 7, 8)):
-        p = 1 / (1 + np.exp(-(-0.8 * (log2_minutes - h50) + offset)))
-        for t in range(family.size):
-            for r in range(4):
-                rows.append({"task_id": f"fam{family[t]}/t{t}", "task_family": f"fam{family[t]}", "alias": f"agent{a}",
-                             "human_minutes": float(2 ** log2_minutes[t]), "score_binarized": int(rng.random() < p[t]),
-                             "run_id": f"{a}-{t}-{r}"})
-    return pd.DataFrame(rows)
-
-
 @pytest.mark.stan
 @pytest.mark.parametrize("effects", [True, False], ids=["task effects", "no task effects"])
 def test_leave_tasks_out_prefers_task_effects_only_when_they_exist(effects, tmp_path):
-    data = api.load(_runs(effects))
+    data = api.load(family_effect_runs(effects))
     models = [resolve("logistic"), resolve("logistic_task_effects")]
     pointwise = cross_validate(models, data, ["task"], k=5, settings=SETTINGS, cache=tmp_path)
     table = cv_compare(pointwise).set_index("model")
