@@ -542,22 +542,37 @@ def trend_outputs(fits: Mapping[str, xr.DataTree], data: RunData, qs: Sequence[f
     return out
 
 
-def _saved_fit(run_dir: Path, model: ZooModel, data: RunData, settings: SamplerSettings) -> Fit | None:
-    """A completed fit of this exact model, data and settings already in ``run_dir`` (resuming a run)."""
-    from horizon_zoo.diagnostics import diagnose
+def _matching_fit(fits_dir: Path, model: ZooModel, data: RunData, settings: SamplerSettings | None = None
+                  ) -> tuple[xr.DataTree, dict[str, Any]] | None:
+    """A saved, complete fit of this model source and data in ``fits_dir`` (and of these sampler
+    settings, when given); None when there is none or it cannot be read."""
     from horizon_zoo.fit import load_fit
 
-    path = run_dir / "fits" / f"{model.name}.nc"
+    path = fits_dir / f"{model.name}.nc"
     if not path.is_file() or not path.with_suffix(".json").is_file():
         return None
     try:
         idata, info = load_fit(path)
     except (OSError, ValueError, json.JSONDecodeError):
         return None
-    effective = dataclasses.replace(settings, adapt_delta=max(settings.adapt_delta, model.min_adapt_delta))
     if (info.get("status") != "complete" or info.get("model_sha256") != model.sha256
-            or info.get("data_fingerprint") != data.fingerprint() or info.get("settings") != effective.as_dict()):
+            or info.get("data_fingerprint") != data.fingerprint()):
         return None
+    if settings is not None:
+        effective = dataclasses.replace(settings, adapt_delta=max(settings.adapt_delta, model.min_adapt_delta))
+        if info.get("settings") != effective.as_dict():
+            return None
+    return idata, info
+
+
+def _saved_fit(run_dir: Path, model: ZooModel, data: RunData, settings: SamplerSettings) -> Fit | None:
+    """A completed fit of this exact model, data and settings already in ``run_dir`` (resuming a run)."""
+    from horizon_zoo.diagnostics import diagnose
+
+    found = _matching_fit(run_dir / "fits", model, data, settings)
+    if found is None:
+        return None
+    idata, info = found
     diagnostics = diagnose(idata, list(model.info.get("parameters", {})), settings.max_treedepth)
     return Fit(model=model, idata=idata, diagnostics=diagnostics, info=info)
 
@@ -565,19 +580,17 @@ def _saved_fit(run_dir: Path, model: ZooModel, data: RunData, settings: SamplerS
 def _fits_or_saved(zoo: list[ZooModel], data: RunData, settings: SamplerSettings, backend: str,
                    fits_dir: str | Path | None, run_dir: Path | None, progress: bool) -> dict[str, xr.DataTree]:
     """Each model's fit: reused from ``fits_dir`` when model hash and data match, else sampled."""
-    from horizon_zoo.fit import load_fit
-
     fits: dict[str, xr.DataTree] = {}
     for i, model in enumerate(zoo, start=1):
-        saved = Path(fits_dir) / f"{model.name}.nc" if fits_dir else None
-        if saved is not None and saved.is_file():
-            idata, info = load_fit(saved)
-            if info.get("model_sha256") == model.sha256 and info.get("data_fingerprint") == data.fingerprint():
-                log.info("[%d/%d] %s: reusing %s", i, len(zoo), model.name, saved)
-                fits[model.name] = idata
+        if fits_dir:
+            found = _matching_fit(Path(fits_dir), model, data)
+            if found is not None:
+                log.info("[%d/%d] %s: reusing %s", i, len(zoo), model.name, Path(fits_dir) / f"{model.name}.nc")
+                fits[model.name] = found[0]
                 continue
-            log.info("[%d/%d] %s: %s was fitted to other data or another version of the model; refitting",
-                     i, len(zoo), model.name, saved)
+            if (Path(fits_dir) / f"{model.name}.nc").is_file():
+                log.info("[%d/%d] %s: the saved fit in %s is of other data or another version of the model; "
+                         "refitting", i, len(zoo), model.name, fits_dir)
         log.info("[%d/%d] %s: %d chains x %d draws", i, len(zoo), model.name, settings.chains, settings.draws)
         result = fit_model(model, data, settings=settings, backend=backend,
                            out_dir=run_dir / "fits" if run_dir else None, progress=progress)
