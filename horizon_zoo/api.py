@@ -230,6 +230,33 @@ def compare(
     return result
 
 
+def cv(
+    runs: str | Path | RunData | None = None,
+    *,
+    models: Sequence[str] = ("logistic", "logistic_task_effects"),
+    models_dir: str | Path | None = None,
+    schemes: Sequence[str] = ("task",),
+    folds: int = 10,
+    jobs: int = 1,
+    settings: SamplerSettings | None = None,
+    backend: str = "auto",
+    out: str | Path | None = None,
+    runs_root: str | Path | None = None,
+    command: str | None = None,
+) -> tuple[Path, pd.DataFrame]:
+    """Grouped cross-validation only (no full fits), in a new run directory; see :func:`run_cv`."""
+    if folds < 2:
+        raise HorizonZooError(f"--folds must be at least 2, got {folds}.")
+    settings = settings or SamplerSettings()
+    data = runs if isinstance(runs, RunData) else load(runs)
+    zoo = select_models(models, models_dir)
+    run_dir = new_run_dir("cv", runs_root, out)
+    manifest = _begin_run(run_dir, "cv", command, data, zoo, settings, backend, cv=list(schemes), folds=folds)
+    table = run_cv(zoo, data, schemes, folds=folds, jobs=jobs, settings=settings, backend=backend, run_dir=run_dir)
+    _end_run(run_dir, manifest, [m.name for m in zoo])
+    return run_dir, table
+
+
 def _refitters(fits: dict[str, Fit], data: RunData, settings: SamplerSettings, backend: str) -> dict[str, Any]:
     """For each fit, a function that refits with given cells held out (for exact LOO of high-k cells)."""
     from horizon_zoo.cv import holdout

@@ -396,14 +396,9 @@ def _cv(args: argparse.Namespace, data: object, settings: SamplerSettings, comma
     from horizon_zoo import api
     from horizon_zoo.rundir import markdown_table
 
-    if args.folds < 2:
-        raise HorizonZooError(f"--folds must be at least 2, got {args.folds}.")
-    zoo = api.select_models(args.models, args.models_dir)
-    run_dir = api.new_run_dir("cv", args.runs_root, args.out)
-    manifest = api._begin_run(run_dir, "cv", command, data, zoo, settings, args.backend, cv=args.cv, folds=args.folds)
-    table = api.run_cv(zoo, data, args.cv, folds=args.folds, jobs=args.jobs, settings=settings, backend=args.backend,
-                       run_dir=run_dir)
-    api._end_run(run_dir, manifest, [m.name for m in zoo])
+    run_dir, table = api.cv(data, models=args.models, models_dir=args.models_dir, schemes=args.cv, folds=args.folds,
+                            jobs=args.jobs, settings=settings, backend=args.backend, out=args.out,
+                            runs_root=args.runs_root, command=command)
     print("\nCross-validation (elpd of held-out groups; elpd_diff and dse paired over groups):\n")
     print(markdown_table(table))
     print((run_dir / "cv.md").read_text())

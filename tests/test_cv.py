@@ -104,3 +104,18 @@ def test_compare_runs_every_cv_scheme_and_reports_them(tmp_path, write_runs, mon
     assert sentences.count("Predicting") == 4 and "never seen" in sentences
     assert (out / "figures" / "cv.png").read_bytes()[:4] == b"\x89PNG"
     assert "Cross-validation" in (out / "report.html").read_text()
+
+
+@pytest.mark.stan
+def test_cv_command_writes_its_own_run_directory(tmp_path, write_runs, monkeypatch, capsys):
+    from horizon_zoo.cli import main
+
+    monkeypatch.setenv("HORIZON_ZOO_CV_CACHE", str(tmp_path / "cache"))
+    runs = write_runs(make_runs(n_agents=3, n_tasks=8, runs_per_cell=3))
+    assert main(["cv", "--runs", str(runs), "--folds", "1"]) == 2
+    assert "--folds must be at least 2" in capsys.readouterr().err
+    out = tmp_path / "run"
+    assert main(["-q", "cv", "--runs", str(runs), "--models", "logistic,bradley_terry", "--folds", "2",
+                 "--chains", "2", "--warmup", "200", "--draws", "200", "--out", str(out)]) == 0
+    assert set(pd.read_csv(out / "tables" / "cv.csv")["scheme"]) == {"task"}
+    assert (out / "report.html").is_file() and "Predicting a task it has never seen" in (out / "cv.md").read_text()
