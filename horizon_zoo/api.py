@@ -6,13 +6,14 @@ fits several and writes a run directory with the LOO comparison, horizon and dia
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import platform
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -252,9 +253,61 @@ def cv(
     zoo = select_models(models, models_dir)
     run_dir = new_run_dir("cv", runs_root, out)
     manifest = _begin_run(run_dir, "cv", command, data, zoo, settings, backend, cv=list(schemes), folds=folds)
-    table = run_cv(zoo, data, schemes, folds=folds, jobs=jobs, settings=settings, backend=backend, run_dir=run_dir)
+    with _marked_if_interrupted(run_dir, manifest):
+        table = run_cv(zoo, data, schemes, folds=folds, jobs=jobs, settings=settings, backend=backend,
+                       run_dir=run_dir)
     _end_run(run_dir, manifest, [m.name for m in zoo])
     return run_dir, table
+
+
+def sbc(
+    runs: str | Path | RunData | None = None,
+    *,
+    models: Sequence[str] = ("logistic",),
+    models_dir: str | Path | None = None,
+    sims: int = 100,
+    max_agents: int | None = 6,
+    max_tasks: int | None = 40,
+    ranks: int | None = None,
+    jobs: int = 1,
+    executor: Any = None,
+    settings: SamplerSettings | None = None,
+    backend: str = "auto",
+    seed: int = 0,
+    out: str | Path | None = None,
+    runs_root: str | Path | None = None,
+    command: str | None = None,
+) -> tuple[Path, pd.DataFrame]:
+    """Simulation-based calibration of each model on the design of ``runs`` (default: the embedded
+    dataset) cut to ``max_agents`` x ``max_tasks``; see :mod:`horizon_zoo.sbc`. Writes rank and test
+    tables, ECDF figures and the report into a new run directory; returns it and the summary table.
+    Simulations are cached, so an interrupted SBC resumes where it stopped."""
+    from horizon_zoo import sbc as sbc_module
+
+    settings = settings or sbc_module.DEFAULT_SETTINGS
+    data = runs if isinstance(runs, RunData) else load(runs)
+    design = sbc_module.design_subset(data, max_agents, max_tasks)
+    zoo = select_models([] if list(models) == ["all"] else models, models_dir)
+    zoo, skipped = _models_the_data_can_feed(zoo, design, explicit=list(models) != ["all"])
+    run_dir = new_run_dir("sbc", runs_root, out)
+    manifest = _begin_run(run_dir, "sbc", command, design, zoo, settings, backend, sims=sims, skipped=skipped)
+    with _marked_if_interrupted(run_dir, manifest):
+        ranks_table = sbc_module.sbc_models(zoo, design, sims, settings=settings, backend=backend,
+                                            ranks=ranks or sbc_module.DEFAULT_RANKS, jobs=jobs, executor=executor,
+                                            seed=seed)
+        summary = sbc_module.write_sbc_outputs(ranks_table, run_dir)
+    _end_run(run_dir, manifest, [m.name for m in zoo])
+    return run_dir, summary
+
+
+@contextlib.contextmanager
+def _marked_if_interrupted(run_dir: Path, manifest: dict[str, Any]) -> Iterator[None]:
+    """On Ctrl-C, record ``status: interrupted`` in the manifest (cached work is kept) and re-raise."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _write_manifest(run_dir, {**manifest, "status": "interrupted", "finished": _now()})
+        raise
 
 
 def _refitters(fits: dict[str, Fit], data: RunData, settings: SamplerSettings, backend: str) -> dict[str, Any]:

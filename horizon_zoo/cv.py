@@ -23,10 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -191,24 +190,13 @@ def cross_validate(
         from horizon_zoo.errors import HorizonZooError
 
         raise HorizonZooError(f"unknown --cv scheme(s) {', '.join(unknown)}; use {', '.join(SCHEMES)}.")
-    tasks = [(m, f) for s in schemes for f in make_folds(data, s, k, seed) for m in models]
+    from horizon_zoo.parallel import run_all
+
+    calls = [(m, data, f, settings, backend, cache) for s in schemes for f in make_folds(data, s, k, seed) for m in models]
     records = []
-    own = executor is None and jobs > 1
-    # spawn, not fork: PyStan's event loop and worker pools do not survive a fork.
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) if own else executor
-    try:
-        if pool is None:
-            for i, (m, f) in enumerate(tasks, start=1):
-                records.append(run_fold(m, data, f, settings, backend, cache))
-                _progress(i, len(tasks), records[-1])
-        else:
-            futures = [pool.submit(run_fold, m, data, f, settings, backend, cache) for m, f in tasks]
-            for i, future in enumerate(as_completed(futures), start=1):
-                records.append(future.result())
-                _progress(i, len(tasks), records[-1])
-    finally:
-        if own:
-            pool.shutdown(cancel_futures=True)
+    for i, record in enumerate(run_all(run_fold, calls, jobs=jobs, executor=executor), start=1):
+        records.append(record)
+        _progress(i, len(calls), record)
     rows = [{"scheme": r["scheme"], "model": r["model"], "group": g, "elpd": e, "fold": r["fold"],
              "max_rhat": r["max_rhat"], "divergences": r["divergences"], "verdict": r["verdict"],
              "cached": r["cached"]} for r in records for g, e in r["elpd"].items()]

@@ -168,6 +168,16 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         doc.table(cv)
         if (figures / "cv.png").is_file():
             doc.figure(run_dir, figures / "cv.png", "elpd difference from the best model, 2 SE bars")
+    sbc = _read(run_dir, "sbc")
+    if sbc is not None:
+        doc.heading("Simulation-based calibration")
+        doc.para("Each simulation draws parameters from the prior, simulates data on the design, fits and ranks the "
+                 "true value among thinned posterior draws; calibrated posteriors give uniform ranks. A quantity is "
+                 "flagged when its chi-square p-value is below 0.05 divided by the model's number of quantities; "
+                 "in the figures a line leaving the grey 95% simultaneous band is red.", note=True)
+        doc.table(sbc, verdict_column="verdict")
+        for path in sorted(figures.glob("sbc_*.png")):
+            doc.figure(run_dir, path, path.stem.replace("sbc_", "SBC of "))
     checks = _read(run_dir, "checks")
     if checks is not None:
         from horizon_zoo.checks import CHECKS_LEGEND

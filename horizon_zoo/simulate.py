@@ -18,6 +18,7 @@ with a fixed seed, so ``horizon-zoo compare`` with no arguments is reproducible 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -153,18 +154,20 @@ def draw_from_prior(
     seed: int,
     backend: str = "auto",
     progress: bool = False,
+    extra: Sequence[str] = (),
 ) -> tuple[dict[str, Any], RunData]:
     """Draw parameters from the model's prior and data from its likelihood, on ``design``.
 
     Uses the same Stan program: with every cell weight 0 the posterior is the prior, and the
     program's ``y_rep`` is then a prior predictive draw.  Returns the true parameter values
-    (one prior draw) and the simulated runs.
+    (one prior draw), plus the ``extra`` generated quantities of that draw (e.g. ``p_curve``),
+    and the simulated runs.
     """
     data = stan_data(design)
     data["weight"] = np.zeros(data["N"])
     settings = SamplerSettings(chains=1, warmup=300, draws=100, seed=seed)
     draws = sample(model, data, settings, backend=backend, progress=progress)
     pick = -1
-    truth = {name: draws.variables[name][0, pick] for name in model.info.get("parameters", {})}
+    truth = {name: draws.variables[name][0, pick] for name in [*model.info.get("parameters", {}), *extra]}
     y = draws.variables["y_rep"][0, pick]
     return truth, with_successes(design, y, f"prior draw of {model.name} (seed {seed})")
