@@ -164,6 +164,12 @@ def compare(
         Grouped cross-validation schemes to add (``task``, ``family``, ``agent``; see
         :mod:`horizon_zoo.cv`), folds per scheme, and parallel processes for the folds.
     """
+    if cv:
+        from horizon_zoo.cv import check_schemes
+
+        check_schemes(cv)
+        if folds < 2:
+            raise HorizonZooError(f"--folds must be at least 2, got {folds}.")
     settings = settings or SamplerSettings()
     backend = resolve_backend(backend)
     data = runs if isinstance(runs, RunData) else load(runs)
@@ -246,8 +252,11 @@ def cv(
     command: str | None = None,
 ) -> tuple[Path, pd.DataFrame]:
     """Grouped cross-validation only (no full fits), in a new run directory; see :func:`run_cv`."""
+    from horizon_zoo.cv import check_schemes
+
     if folds < 2:
         raise HorizonZooError(f"--folds must be at least 2, got {folds}.")
+    check_schemes(schemes)
     settings = settings or SamplerSettings()
     data = runs if isinstance(runs, RunData) else load(runs)
     zoo = select_models(models, models_dir)
@@ -284,6 +293,8 @@ def sbc(
     Simulations are cached, so an interrupted SBC resumes where it stopped."""
     from horizon_zoo import sbc as sbc_module
 
+    if sims < 1:
+        raise HorizonZooError(f"--sims must be at least 1, got {sims}.")
     settings = settings or sbc_module.DEFAULT_SETTINGS
     data = runs if isinstance(runs, RunData) else load(runs)
     design = sbc_module.design_subset(data, max_agents, max_tasks)

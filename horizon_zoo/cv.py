@@ -160,6 +160,15 @@ def run_fold(model: ZooModel, data: RunData, fold: Fold, settings: SamplerSettin
     return {**record, "cached": False}
 
 
+def check_schemes(schemes: Sequence[str]) -> None:
+    """Refuse unknown scheme names (before any run directory or fit is made)."""
+    unknown = [s for s in schemes if s not in SCHEMES]
+    if unknown:
+        from horizon_zoo.errors import HorizonZooError
+
+        raise HorizonZooError(f"unknown --cv scheme(s) {', '.join(unknown)}; use {', '.join(SCHEMES)}.")
+
+
 def cross_validate(
     models: Sequence[ZooModel],
     data: RunData,
@@ -185,11 +194,7 @@ def cross_validate(
     backend = resolve_backend(backend)
     cache = cache or default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    unknown = [s for s in schemes if s not in SCHEMES]
-    if unknown:
-        from horizon_zoo.errors import HorizonZooError
-
-        raise HorizonZooError(f"unknown --cv scheme(s) {', '.join(unknown)}; use {', '.join(SCHEMES)}.")
+    check_schemes(schemes)
     from horizon_zoo.parallel import run_all
 
     calls = [(m, data, f, settings, backend, cache) for s in schemes for f in make_folds(data, s, k, seed) for m in models]

@@ -416,6 +416,12 @@ def _aggregate(runs: pd.DataFrame, label: str, warnings: tuple[str, ...]) -> Run
     cells["weight"] = cells["weight"] * cells["n_runs"].sum() / total
     cells["n_runs"] = cells["n_runs"].astype(int)
     cells["n_success"] = cells["n_success"].astype(int)
+    lengths = tasks["human_minutes"].unique()
+    if len(lengths) < 2:
+        raise DataError(
+            f"{label}: every task ({len(tasks)} of them) has the same length, {lengths[0]:g} human minutes; "
+            f"how success falls with task length cannot be estimated from one length. Give tasks of at least "
+            f"two different lengths (check the filters --task-sources / --families).")
     return RunData(
         runs=runs.drop(columns="_line"),
         cells=cells,
@@ -423,5 +429,22 @@ def _aggregate(runs: pd.DataFrame, label: str, warnings: tuple[str, ...]) -> Run
         agents=agents,
         families=families,
         source=label,
-        warnings=warnings,
+        warnings=warnings + _one_sided_agents(runs),
     )
+
+
+def _one_sided_agents(runs: pd.DataFrame) -> tuple[str, ...]:
+    """Warnings for agents that succeeded on every run or failed every run: the data bound their
+    horizon on one side only, so its interval comes from the prior and the other agents."""
+    out = []
+    for agent, group in runs.groupby("agent", sort=True):
+        rate = group["success"].mean()
+        if rate in (0.0, 1.0):
+            minutes = group["human_minutes"]
+            out.append(
+                f"agent '{agent}' {'succeeded on every one' if rate == 1 else 'failed every one'} of its "
+                f"{len(group)} runs (tasks of {minutes.min():.3g} to {minutes.max():.3g} minutes): its horizon is "
+                f"only bounded {'below by the longest' if rate == 1 else 'above by the shortest'} task, and its "
+                "interval leans on the prior and the other agents.")
+    return tuple(out)
+

@@ -5,9 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")  # figures are files; never needs a display
+# Agent names with emoji or CJK characters lack glyphs in the default font: the figure shows boxes
+# for them, while tables and reports keep the exact names, so one warning per glyph is noise.
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np

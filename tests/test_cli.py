@@ -123,3 +123,62 @@ def test_bad_config_files_are_named(tmp_path, capsys, text, message):
     config.write_text(text)
     assert main(["--config", str(config), "compare"]) == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+# --- hostile commands: every one a one-paragraph message, its exit code, nothing written -----------
+
+
+def _broken_model(tmp_path):
+    text = (REPO / "stan_models" / "logistic.stan").read_text().replace("name: logistic\n", "name: broken\n")
+    path = tmp_path / "broken.stan"
+    path.write_text(text.replace("model {", "model {\n  real slope = no_such_variable;", 1))
+    return str(path)
+
+
+def _file(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+# (case, argv built from tmp_path, exit code, fragments of the message); argparse's own usage errors
+# (exit 2) are included because a user meets them the same way.
+HOSTILE_COMMANDS = [
+    ("model that does not compile", lambda t: ["fit", "--model", _broken_model(t)], 3,
+     ["does not compile", "no_such_variable", "line"]),
+    ("model file missing", lambda t: ["fit", "--model", str(t / "nowhere.stan")], 3, ["nowhere.stan"]),
+    ("release dates missing agents", lambda t: ["horizons", "--release-dates", _file(t, "d.yaml", "sim-2019-02: 2019-02-14\n")],
+     2, ["no release date for 11 of 12 agents", "--skip-undated"]),
+    ("release dates not a date", lambda t: ["horizons", "--release-dates", _file(t, "d.yaml", "sim-2019-02: soon\n")],
+     2, ["soon"]),
+    ("release dates file missing", lambda t: ["horizons", "--release-dates", str(t / "none.yaml")], 2, ["none.yaml"]),
+    ("q outside 0-100", lambda t: ["horizons", "--q", "150"], 2, ["--q"]),
+    ("threshold without unit", lambda t: ["horizons", "--thresholds", "8"], 2, ["--thresholds", "'8'"]),
+    ("sbc with no simulations", lambda t: ["sbc", "--model", "logistic", "--sims", "0"], 2, ["--sims must be at least 1"]),
+    ("cv with one fold", lambda t: ["cv", "--folds", "1"], 2, ["--folds must be at least 2"]),
+    ("unknown cv scheme", lambda t: ["cv", "--cv", "runs", "--folds", "2"], 2, ["unknown --cv scheme", "runs"]),
+    ("compare with an unknown cv scheme", lambda t: ["compare", "--cv", "cells"], 2, ["unknown --cv scheme", "cells"]),
+    ("report of a non-run directory", lambda t: ["report", str(t)], 2, ["not a run directory"]),
+    ("simulate with unreadable values", lambda t: ["simulate", "--model", "logistic", "--output", str(t / "o.jsonl"),
+                                                   "--values", _file(t, "v.json", "{alpha: 1")], 2, ["v.json", "JSON"]),
+    ("new model with a bad name", lambda t: ["--models-dir", str(t), "new-model", "My Model"], 3, ["My Model"]),
+    ("unknown weights scheme", lambda t: ["fit", "--model", "logistic", "--weights", "heavy"], 2, ["--weights"]),
+]
+
+
+@pytest.mark.parametrize("case, argv, code, fragments", HOSTILE_COMMANDS, ids=[c[0] for c in HOSTILE_COMMANDS])
+def test_hostile_commands_exit_with_a_message_and_write_nothing(case, argv, code, fragments, tmp_path, capsys,
+                                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default runs root is ./runs
+    args = argv(tmp_path)
+    try:
+        result = main(args)
+    except SystemExit as exc:  # argparse usage errors
+        result = exc.code
+    err = capsys.readouterr().err
+    assert result == code, err
+    assert "Traceback" not in err
+    message = err.strip().splitlines()[-1] if err.startswith("usage") else err
+    for fragment in fragments:
+        assert fragment in message, (fragment, err)
+    assert not (tmp_path / "runs").exists(), "nothing may be written for a rejected command"

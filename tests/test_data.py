@@ -94,6 +94,11 @@ BAD_INPUTS = [
      {"include_agents": ["agent0", "agent1"], "exclude_agents": ["agent1"]}, ["agent1", "no runs left after filtering"]),
     ("nothing left", make_runs(), {"exclude_agents": ["agent0", "agent1", "agent2"]}, ["no runs are left"]),
     ("weights column absent", make_runs().drop(columns="equal_task_weight"), {"weights": "equal"}, ["equal_task_weight"]),
+    ("infinite minutes", _bad(make_runs(), "human_minutes", 4, float("inf")), {}, ["human_minutes", "finite", "inf", "line 5"]),
+    ("agent name is a number", _bad(make_runs(), "alias", 6, 7), {}, ["alias", "non-empty string", "7", "line 7"]),
+    ("score is a list", _bad(make_runs(), "score_binarized", 3, [1]), {}, ["score_binarized", "line 4"]),
+    ("single task", make_runs().query("task_id == 'fam0/task0'"), {}, ["same length", "at least two different lengths"]),
+    ("one length after filtering", make_runs(n_tasks=3), {"task_sources": ["src0"]}, ["same length", "--task-sources"]),
 ]
 
 

@@ -1,0 +1,162 @@
+"""Reliability: extreme task lengths, degenerate but valid data, interruption and resume, and
+reproducibility of whole runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from horizon_zoo import api
+from horizon_zoo.backends import SamplerSettings
+from horizon_zoo.cli import main
+from horizon_zoo.data import load_runs
+from horizon_zoo.fit import fit_model
+from horizon_zoo.registry import discover
+from horizon_zoo.simulate import default_release_dates
+from tests.conftest import REPO, make_runs
+
+ZOO = discover()
+
+
+def extreme_runs(seed: int = 3) -> pd.DataFrame:
+    """4 agents with 50% horizons from 1 minute to a week, on 12 tasks from 0.01 to 100,000 minutes."""
+    rng = np.random.default_rng(seed)
+    agents = list(default_release_dates())[:4]
+    minutes = np.logspace(-2, 5, 12)
+    rows = []
+    for a, h50 in zip(agents, [1.0, 30.0, 600.0, 10_000.0], strict=True):
+        for t, m in enumerate(minutes):
+            p = 1 / (1 + np.exp(0.8 * (np.log(m) - np.log(h50))))
+            for r in range(3):
+                rows.append({"run_id": f"{a}-{t}-{r}", "task_id": f"f{t % 4}/t{t}", "task_family": f"f{t % 4}",
+                             "task_source": "s", "alias": a, "human_minutes": float(m), "human_source": "baseline",
+                             "score_binarized": int(rng.random() < p)})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.stan
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_extreme_task_lengths_do_not_overflow(name):
+    import dataclasses
+
+    data = dataclasses.replace(load_runs(extreme_runs()), release_dates=default_release_dates())
+    fit = fit_model(ZOO[name], data, settings=SamplerSettings(chains=1, warmup=150, draws=100, seed=2), progress=False)
+    log_lik = fit.idata["log_likelihood"]["log_lik"].values
+    p_curve = fit.idata["posterior"]["p_curve"].values
+    assert np.isfinite(log_lik).all() and (log_lik <= 0).all()
+    assert np.isfinite(p_curve).all() and ((p_curve >= 0) & (p_curve <= 1)).all()
+    assert np.isfinite(fit.idata["sample_stats"]["lp"].values).all()
+
+
+@pytest.mark.stan
+def test_valid_but_degenerate_data_fit_with_warnings(tmp_path, capsys, write_runs):
+    """Unicode names, an agent that never fails, a single agent: accepted, warned about, reported."""
+    runs = make_runs(n_agents=2, n_tasks=6, runs_per_cell=3)
+    runs.loc[runs["alias"] == "agent0", "alias"] = "Claude 🐙 Ünïcødé (新)"
+    runs.loc[runs["alias"] == "agent1", "score_binarized"] = 1
+    path = write_runs(runs)
+    fast = ["--chains", "1", "--warmup", "150", "--draws", "100"]
+    assert main(["fit", "--model", "logistic", "--runs", str(path), "--out", str(tmp_path / "both"), *fast]) == 0
+    captured = capsys.readouterr()
+    assert "agent 'agent1' succeeded on every one of its 18 runs" in captured.err
+    report = (tmp_path / "both" / "report.md").read_text(encoding="utf-8")
+    assert "Claude 🐙 Ünïcødé (新)" in report and "succeeded on every one" in report
+    horizons = pd.read_csv(tmp_path / "both" / "tables" / "horizons.csv")
+    assert "Claude 🐙 Ünïcødé (新)" in set(horizons["agent"])
+    # agent1's horizon is bounded below only: the table says so instead of giving a number
+    assert main(["fit", "--model", "logistic", "--runs", str(path), "--agents", "agent1",
+                 "--out", str(tmp_path / "one"), *fast]) == 0
+    assert (tmp_path / "one" / "fits" / "logistic.nc").is_file()
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    # a new session, so that the signal below reaches the whole process group as Ctrl-C does
+    return subprocess.Popen([sys.executable, "-m", "horizon_zoo.cli", *args], cwd=REPO, env=env, text=True,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
+
+
+def _interrupt_after(proc: subprocess.Popen, marker: str, timeout: float = 600) -> str:
+    """Read stderr until ``marker`` appears, then Ctrl-C the process group; return all stderr."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    for line in proc.stderr:
+        seen.append(line)
+        if marker in line:
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+        assert time.monotonic() < deadline, "".join(seen)
+    _, rest = proc.communicate(timeout=120)
+    return "".join(seen) + rest
+
+
+def _no_partial_files(*dirs) -> None:
+    for d in dirs:
+        assert not [p for p in d.rglob("*.part")], f"half-written files left in {d}"
+
+
+@pytest.mark.stan
+def test_interrupted_cv_leaves_a_consistent_run_and_resumes_from_finished_folds(tmp_path, write_runs):
+    env = {**os.environ, "HORIZON_ZOO_CV_CACHE": str(tmp_path / "cache")}
+    path = write_runs(make_runs(n_agents=3, n_tasks=12, runs_per_cell=3))
+    args = ["cv", "--runs", str(path), "--models", "logistic", "--folds", "4", "--chains", "1", "--warmup", "150",
+            "--draws", "100"]
+    proc = _start([*args, "--out", str(tmp_path / "first")], env)
+    err = _interrupt_after(proc, "CV [1/4]")
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    manifest = json.loads((tmp_path / "first" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    _no_partial_files(tmp_path / "first", tmp_path / "cache")
+    done = len(list((tmp_path / "cache").glob("*.json")))
+    assert 1 <= done < 4
+
+    second = subprocess.run([sys.executable, "-m", "horizon_zoo.cli", *args, "--out", str(tmp_path / "second")],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert second.stderr.count(": cached") == done
+    assert json.loads((tmp_path / "second" / "manifest.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.stan
+def test_interrupted_compare_resumes_from_completed_fits(tmp_path, write_runs):
+    path = write_runs(make_runs(n_agents=3, n_tasks=12, runs_per_cell=3))
+    args = ["compare", "--runs", str(path), "--models", "logistic,logistic_shared_slope", "--chains", "1",
+            "--warmup", "150", "--draws", "100", "--out", str(tmp_path / "run")]
+    proc = _start(args, dict(os.environ))
+    err = _interrupt_after(proc, "[2/2] logistic_shared_slope")
+    assert proc.returncode == 130, err
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["completed"] == ["logistic"]
+    _no_partial_files(tmp_path / "run")
+
+    second = subprocess.run([sys.executable, "-m", "horizon_zoo.cli", *args], cwd=REPO, capture_output=True,
+                            text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "logistic: reusing the completed fit" in second.stderr
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.stan
+def test_same_seed_gives_identical_tables(tmp_path, write_runs):
+    path = write_runs(make_runs(n_agents=3, n_tasks=8, runs_per_cell=3))
+    settings = SamplerSettings(chains=2, warmup=150, draws=100, seed=11)
+    tables = []
+    for name in ("a", "b"):
+        api.compare(path, models=["logistic", "constant_hazard"], settings=settings, out=tmp_path / name,
+                    progress=False)
+        tables.append({stem: (tmp_path / name / "tables" / f"{stem}.csv").read_text()
+                       for stem in ("loo", "horizons", "checks", "calibration_logistic")})
+        # everything but the wall-clock sampling time
+        tables[-1]["diagnostics"] = pd.read_csv(tmp_path / name / "tables" / "diagnostics.csv").drop(
+            columns="sample_s").to_csv(index=False)
+    assert tables[0] == tables[1]
+    other = SamplerSettings(chains=2, warmup=150, draws=100, seed=12)
+    api.compare(path, models=["logistic", "constant_hazard"], settings=other, out=tmp_path / "c", progress=False)
+    assert (tmp_path / "c" / "tables" / "horizons.csv").read_text() != tables[0]["horizons"]
