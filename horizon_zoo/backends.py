@@ -9,6 +9,7 @@ executables are kept under :func:`cache_dir` keyed by the program's hash.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -264,6 +265,30 @@ def _pystan_is_compiled(code: str) -> bool:
     return name.split("/")[-1] in {n.split("/")[-1] for n in httpstan.cache.list_model_names()}
 
 
+@functools.cache
+def _stop_httpstan_workers_at_exit() -> None:
+    """Shut httpstan's chain workers down when this process exits.
+
+    httpstan keeps a module-level pool of forked, non-daemonic workers. When a process started by
+    ``multiprocessing`` (a CV fold or SBC worker) finishes, it joins its children before exiting,
+    and those workers never finish: the fold's result is delivered, then the worker hangs forever
+    and so does the pool waiting for it. A multiprocessing finalizer with priority >= 0 runs
+    before that join. The workers are terminated, not asked to stop: they were forked from a
+    process with threads, and a graceful shutdown can leave them blocked on their queue's lock.
+    """
+    import multiprocessing.util
+
+    def stop() -> None:
+        import httpstan.services_stub
+
+        executor = httpstan.services_stub.executor
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    multiprocessing.util.Finalize(None, stop, exitpriority=10)
+
+
 def _sample_pystan(
     model: ZooModel,
     data: dict[str, Any],
@@ -274,6 +299,7 @@ def _sample_pystan(
 ) -> Draws:
     import stan
 
+    _stop_httpstan_workers_at_exit()
     cached = _pystan_is_compiled(model.code)
     if not cached:
         _say(f"compiling {model.name} with PyStan (first time only, about a minute)", progress)
@@ -305,6 +331,12 @@ def _sample_pystan(
                     **kwargs,
                 )
     except Exception as exc:
+        if "daemonic processes are not allowed to have children" in str(exc):
+            raise BackendError(
+                f"PyStan could not sample {model.name}: it runs chains in child processes, and this process is "
+                "a daemon that may not start any (a Dask worker by default). For Dask, set the config "
+                "distributed.worker.daemon to false before starting the workers, e.g. "
+                "dask.config.set({'distributed.worker.daemon': False}).") from None
         raise BackendError(f"PyStan sampling of {model.name} failed: {exc}") from None
     if fit is None:  # PyStan swallows Ctrl-C and returns None
         raise KeyboardInterrupt

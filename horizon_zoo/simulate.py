@@ -59,39 +59,49 @@ def default_release_dates() -> dict[str, date]:
 
 def default_runs(seed: int = DEFAULT_SEED) -> pd.DataFrame:
     """The embedded METR-like default dataset as a run table in METR's format."""
+    return synthetic_runs(DEFAULT_RELEASE_DATES, N_TASKS, N_FAMILIES, RUNS_PER_CELL, seed)
+
+
+def synthetic_runs(release_dates: dict[str, str], n_tasks: int, n_families: int, runs_per_cell: int,
+                   seed: int) -> pd.DataFrame:
+    """Runs from the default dataset's generating model (module docstring) for any agents (name ->
+    ISO release date, which sets the true 50% horizon), number of tasks, families and runs per cell.
+    The benchmark's 160,000-run scale-up uses it with 40 agents x 500 tasks x 8 runs."""
     rng = np.random.default_rng(seed)
     lo, hi = np.log2(MIN_MINUTES), np.log2(MAX_MINUTES)
-    family_centre = rng.uniform(lo, hi, N_FAMILIES)
-    family_of_task = np.concatenate([np.arange(N_FAMILIES), rng.integers(0, N_FAMILIES, N_TASKS - N_FAMILIES)])
-    log2_minutes = np.clip(family_centre[family_of_task] + rng.normal(0, 1.0, N_TASKS), lo, hi)
-    family_effect = rng.normal(0, FAMILY_SD, N_FAMILIES)
-    task_effect = rng.normal(0, TASK_SD, N_TASKS)
-    agents = list(DEFAULT_RELEASE_DATES)
+    family_centre = rng.uniform(lo, hi, n_families)
+    family_of_task = np.concatenate([np.arange(n_families), rng.integers(0, n_families, n_tasks - n_families)])
+    log2_minutes = np.clip(family_centre[family_of_task] + rng.normal(0, 1.0, n_tasks), lo, hi)
+    family_effect = rng.normal(0, FAMILY_SD, n_families)
+    task_effect = rng.normal(0, TASK_SD, n_tasks)
+    agents = list(release_dates)
     slopes = rng.normal(SLOPE_MEAN, SLOPE_SD, len(agents))
-    family_size = np.bincount(family_of_task, minlength=N_FAMILIES)
+    family_size = np.bincount(family_of_task, minlength=n_families)
     invsqrt = 1 / np.sqrt(family_size[family_of_task])
     invsqrt = invsqrt / invsqrt.sum()
+    width = len(str(n_tasks - 1))
     rows = []
     for a, agent in enumerate(agents):
-        h = true_log2_h50(DEFAULT_RELEASE_DATES[agent])
+        h = true_log2_h50(release_dates[agent])
         logit = slopes[a] * (log2_minutes - h) + family_effect[family_of_task] + task_effect
         p = 1 / (1 + np.exp(-logit))
-        success = rng.random((N_TASKS, RUNS_PER_CELL)) < p[:, None]
-        for t in range(N_TASKS):
+        success = rng.random((n_tasks, runs_per_cell)) < p[:, None]
+        for t in range(n_tasks):
             minutes = float(2.0 ** log2_minutes[t])
             source = "short" if minutes < 1 else "medium" if minutes < 60 else "long"
-            for r in range(RUNS_PER_CELL):
+            task = f"fam{family_of_task[t]:02d}/task{t:0{max(3, width)}d}"
+            for r in range(runs_per_cell):
                 rows.append({
-                    "run_id": f"{agent}/t{t:03d}/{r}",
-                    "task_id": f"fam{family_of_task[t]:02d}/task{t:03d}",
+                    "run_id": f"{agent}/t{t:0{max(3, width)}d}/{r}",
+                    "task_id": task,
                     "task_family": f"fam{family_of_task[t]:02d}",
                     "task_source": source,
                     "alias": agent,
                     "human_minutes": minutes,
                     "human_source": "baseline",
                     "score_binarized": int(success[t, r]),
-                    "equal_task_weight": 1.0 / (N_TASKS * RUNS_PER_CELL),
-                    "invsqrt_task_weight": float(invsqrt[t]) / RUNS_PER_CELL,
+                    "equal_task_weight": 1.0 / (n_tasks * runs_per_cell),
+                    "invsqrt_task_weight": float(invsqrt[t]) / runs_per_cell,
                 })
     return pd.DataFrame(rows)
 

@@ -1,0 +1,450 @@
+#!/usr/bin/env python
+"""Benchmarks of horizon-zoo on this machine: prints tables and writes docs/benchmarks.md.
+
+Sections (``--sections``, comma-separated; each one's results are kept in
+``docs/benchmark-results/<section>.json`` so sections can be run at different times, and
+docs/benchmarks.md is rebuilt from all of them with the command that produced each):
+
+  fits       every model on every dataset, each fit in a fresh process: compile time (cached),
+             warmup + sampling time, min bulk ESS per second, divergences, R-hat, total wall time
+             and peak memory of the whole process tree (PyStan samples chains in child processes)
+  cold       first-time compile of every model (an empty httpstan cache per model)
+  bernoulli  the binomial-cell likelihood against one Bernoulli term per run, same program and
+             posterior: wall time, ESS/s and agreement of the posteriors
+  bootstrap  time to per-agent p50 intervals: the logistic model vs METR's recipe, a logistic
+             regression per agent with 1,000 hierarchical bootstrap resamples (families, tasks
+             within families, runs within tasks) in scikit-learn; and whether the intervals agree
+  compare    wall time of a full `compare` (all zoo models, cell PSIS-LOO, checks, report)
+  sbc        simulation-based calibration of every model (cached simulations; see `horizon-zoo sbc`)
+
+Datasets (``--datasets``): default (embedded), metr (../shared/data/metr-early), cyber
+(../shared/data/cyber-horizons), scaleup (synthetic 40 agents x 500 tasks x 8 runs = 160,000 runs),
+or the path of any METR-format run file.
+
+Needs the bench extras: pip install -e ".[bench]" (scikit-learn, psutil).
+
+Examples:
+  python scripts/benchmark.py --sections fits --datasets metr,cyber
+  python scripts/benchmark.py --sections fits --datasets scaleup --models logistic,weibull
+  python scripts/benchmark.py --sections bernoulli,bootstrap --datasets metr
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+RESULTS = REPO / "docs" / "benchmark-results"
+REPORT = REPO / "docs" / "benchmarks.md"
+DATASETS = {"default": None, "metr": SHARED / "metr-early" / "all_runs.jsonl",
+            "cyber": SHARED / "cyber-horizons" / "all_runs.jsonl", "scaleup": "scaleup"}
+SCALEUP = {"agents": 40, "tasks": 500, "families": 100, "runs": 8, "seed": 7}
+SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "sbc")
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+def scaleup_release_dates() -> dict[str, str]:
+    """40 agents released evenly between 2019-02 and 2025-06 (the default dataset's span)."""
+    start, end = date(2019, 2, 14), date(2025, 6, 5)
+    n = SCALEUP["agents"]
+    return {f"scale-{i:02d}": (start + timedelta(days=round(i * (end - start).days / (n - 1)))).isoformat()
+            for i in range(n)}
+
+
+def load_dataset(name: str) -> Any:
+    """RunData for a dataset name or path, with release dates where the dataset has them."""
+    from horizon_zoo import api
+    from horizon_zoo.data import load_runs
+    from horizon_zoo.simulate import synthetic_runs
+
+    if name == "scaleup":
+        dates = scaleup_release_dates()
+        runs = synthetic_runs(dates, SCALEUP["tasks"], SCALEUP["families"], SCALEUP["runs"], SCALEUP["seed"])
+        data = load_runs(runs, source="synthetic scale-up (40 agents x 500 tasks x 8 runs)")
+        return dataclasses.replace(data, release_dates={a: date.fromisoformat(d) for a, d in dates.items()})
+    path = DATASETS.get(name, name)
+    if path is None:
+        return api.load(None)
+    dates = Path(path).parent / "release_dates.yaml"
+    return api.load(path, release_dates=dates if dates.is_file() else None, skip_undated=True)
+
+
+def per_run(data: Any) -> Any:
+    """The same data with one cell per run (n_runs = 1): the per-run Bernoulli likelihood."""
+    runs = data.runs
+    cells = pd.DataFrame({"agent": runs["agent"].to_numpy(), "task_id": runs["task_id"].to_numpy(),
+                          "n_runs": 1, "n_success": runs["success"].astype(int).to_numpy(), "weight": 1.0})
+    order = {a: i for i, a in enumerate(data.agents)}
+    task_order = {t: i for i, t in enumerate(data.tasks["task_id"])}
+    cells = cells.assign(_a=cells["agent"].map(order), _t=cells["task_id"].map(task_order)).sort_values(
+        ["_a", "_t"], kind="stable").drop(columns=["_a", "_t"]).reset_index(drop=True)
+    return dataclasses.replace(data, cells=cells, source=f"{data.source} (one Bernoulli term per run)")
+
+
+# --- measuring one fit in a fresh process ----------------------------------------------------------
+
+
+class PeakMemory:
+    """Largest summed RSS of this process and all its descendants, sampled every 0.2 s."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            for p in [self._proc, *self._proc.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def fit_worker(model_name: str, dataset: str, settings: dict[str, Any], bernoulli: bool = False) -> dict[str, Any]:
+    """Fit one model to one dataset and measure it (runs in its own process)."""
+    from horizon_zoo.backends import SamplerSettings
+    from horizon_zoo.fit import fit_model
+    from horizon_zoo.registry import resolve
+
+    data = load_dataset(dataset)
+    if bernoulli:
+        data = per_run(data)
+    model = resolve(model_name)
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        fit = fit_model(model, data, settings=SamplerSettings(**settings), progress=False)
+    wall = time.perf_counter() - start
+    t, d = fit.info["timings"], fit.diagnostics
+    post = fit.idata["posterior"]
+    summary = {name: [float(post[name].mean()), float(post[name].std())]
+               for name in model.info.get("parameters", {}) if post[name].ndim == 2} | {
+        f"{name}[{i}]": [float(v.mean()), float(v.std())]
+        for name in model.info.get("parameters", {}) if post[name].ndim == 3
+        for i, v in enumerate(np.moveaxis(post[name].values, 2, 0)[:50])}
+    return {"model": model_name, "dataset": dataset, "cells": int(len(data.cells)), "runs": int(len(data.runs)),
+            "compile_s": t.get("compile_s"), "compile_cached": bool(t.get("compile_cached")),
+            "sample_s": t.get("sample_s"), "wall_s": wall, "min_ess_bulk": d.min_ess_bulk,
+            "ess_per_s": d.min_ess_bulk / t["sample_s"] if t.get("sample_s") else None, "divergences": d.divergences,
+            "max_rhat": d.max_rhat, "verdict": d.verdict, "peak_mem_gib": memory.peak / 2**30,
+            "adapt_delta": fit.info["settings"]["adapt_delta"], "posterior": summary}
+
+
+def cold_compile_worker(model_name: str) -> dict[str, Any]:
+    """Compile one model into an empty httpstan cache (set by the parent) and time it."""
+    from horizon_zoo.backends import SamplerSettings, sample
+    from horizon_zoo.contract import stan_data
+    from horizon_zoo.registry import resolve
+    from horizon_zoo.sbc import design_subset
+    from horizon_zoo.simulate import default_release_dates
+
+    data = design_subset(dataclasses.replace(load_dataset("default"), release_dates=default_release_dates()), 3, 10)
+    draws = sample(resolve(model_name), stan_data(data), SamplerSettings(chains=1, warmup=20, draws=20),
+                   progress=False)
+    return {"model": model_name, "cold_compile_s": draws.timings["compile_s"],
+            "was_cached": bool(draws.timings.get("compile_cached"))}
+
+
+def in_fresh_process(fn: Any, *args: Any, env: dict[str, str] | None = None) -> Any:
+    """Run ``fn(*args)`` in a new spawned process (clean memory, optional environment)."""
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+            return pool.submit(fn, *args).result()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+# --- sections --------------------------------------------------------------------------------------
+
+
+def section_fits(models: list[str], datasets: list[str], settings: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for dataset in datasets:
+        for model in models:
+            print(f"fits: {model} on {dataset} ...", file=sys.stderr, flush=True)
+            try:
+                r = in_fresh_process(fit_worker, model, dataset, settings)
+            except Exception as exc:  # noqa: BLE001 - a failed fit is a result of the benchmark
+                rows.append({"dataset": dataset, "model": model, "error": str(exc)[:200]})
+                continue
+            r.pop("posterior")
+            rows.append(r)
+            print(f"  {r['wall_s']:.0f} s, min ESS/s {r['ess_per_s']:.1f}, {r['divergences']} div, "
+                  f"{r['peak_mem_gib']:.2f} GiB", file=sys.stderr, flush=True)
+    return pd.DataFrame(rows)
+
+
+def section_cold(models: list[str]) -> pd.DataFrame:
+    rows = []
+    for model in models:
+        with tempfile.TemporaryDirectory() as cache:
+            print(f"cold: compiling {model} ...", file=sys.stderr, flush=True)
+            rows.append(in_fresh_process(cold_compile_worker, model, env={"XDG_CACHE_HOME": cache}))
+    return pd.DataFrame(rows)
+
+
+def section_bernoulli(datasets: list[str], settings: dict[str, Any], model: str = "logistic") -> pd.DataFrame:
+    rows = []
+    for dataset in datasets:
+        print(f"bernoulli: {model} on {dataset}, cells then runs ...", file=sys.stderr, flush=True)
+        cell = in_fresh_process(fit_worker, model, dataset, settings)
+        run = in_fresh_process(fit_worker, model, dataset, settings, True)
+        # same posterior: every parameter's mean agrees within Monte Carlo error
+        diffs = [abs(cell["posterior"][k][0] - run["posterior"][k][0]) / cell["posterior"][k][1]
+                 for k in cell["posterior"]]
+        rows.append({"dataset": dataset, "model": model, "cells": cell["cells"], "runs": run["cells"],
+                     "cell wall_s": cell["wall_s"], "per-run wall_s": run["wall_s"],
+                     "wall ratio (run/cell)": run["wall_s"] / cell["wall_s"],
+                     "cell ESS/s": cell["ess_per_s"], "per-run ESS/s": run["ess_per_s"],
+                     "ESS/s ratio (cell/run)": cell["ess_per_s"] / run["ess_per_s"],
+                     "max |mean diff| / sd": max(diffs)})
+    return pd.DataFrame(rows)
+
+
+def bootstrap_p50(data: Any, n_boot: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, float]:
+    """METR's recipe: per agent, logistic regression of success on log2 minutes (no penalty), over
+    ``n_boot`` hierarchical resamples (families, then tasks within families, then runs within
+    tasks). Returns per-agent median and 95% interval of p50 in minutes, and the seconds it took."""
+    import sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    # no penalty: METR's fit, and the maximum-likelihood estimate the posterior is compared with
+    unpenalised = {"C": np.inf} if tuple(map(int, sklearn.__version__.split(".")[:2])) >= (1, 8) else {"penalty": None}
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    runs = data.runs.sort_values(["task_id", "agent"], kind="stable").reset_index(drop=True)
+    x_all = np.log2(runs["human_minutes"].to_numpy())
+    y_all, agent_all = runs["success"].to_numpy(int), runs["agent"].to_numpy()
+    # cells (task, agent) are contiguous runs of rows: resampling runs within a cell is vectorised
+    cell_id = runs.groupby(["task_id", "agent"], sort=False).ngroup().to_numpy()
+    cell_start = np.flatnonzero(np.r_[True, cell_id[1:] != cell_id[:-1]])
+    cell_len = np.diff(np.r_[cell_start, len(runs)])
+    cell_task = runs["task_id"].to_numpy()[cell_start]
+    cells_of_task = {t: np.flatnonzero(cell_task == t) for t in np.unique(cell_task)}
+    tasks_of = runs.groupby("task_family")["task_id"].unique().to_dict()
+    families = np.array(list(tasks_of))
+    out = {a: [] for a in data.agents}
+    for _ in range(n_boot):
+        tasks = [t for fam in rng.choice(families, families.size)
+                 for t in rng.choice(tasks_of[fam], tasks_of[fam].size)]
+        cells = np.concatenate([cells_of_task[t] for t in tasks])
+        n = cell_len[cells]
+        idx = np.repeat(cell_start[cells], n) + (rng.random(n.sum()) * np.repeat(n, n)).astype(int)
+        x, y, agent = x_all[idx], y_all[idx], agent_all[idx]
+        for a in data.agents:
+            mask = agent == a
+            if not mask.any():
+                continue
+            ya = y[mask]
+            if ya.min() == ya.max():  # all successes or all failures: horizon off the scale
+                out[a].append(np.inf if ya[0] == 1 else -np.inf)
+                continue
+            fit = LogisticRegression(**unpenalised).fit(x[mask, None], ya)
+            slope, intercept = fit.coef_[0, 0], fit.intercept_[0]
+            out[a].append(-intercept / slope if slope < 0 else np.inf)
+    table = pd.DataFrame([{"agent": a, "boot_median_min": 2 ** np.median(v), "boot_lo95_min": 2 ** np.quantile(v, 0.025),
+                           "boot_hi95_min": 2 ** np.quantile(v, 0.975)} for a, v in out.items() if v])
+    return table, time.perf_counter() - start
+
+
+def section_bootstrap(datasets: list[str], settings: dict[str, Any], n_boot: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from horizon_zoo.backends import SamplerSettings
+    from horizon_zoo.fit import fit_model
+    from horizon_zoo.horizons import horizon_table
+    from horizon_zoo.registry import resolve
+
+    summary, per_agent = [], []
+    for dataset in datasets:
+        data = load_dataset(dataset)
+        print(f"bootstrap: logistic on {dataset} ...", file=sys.stderr, flush=True)
+        fit_model(resolve("logistic"), data, settings=SamplerSettings(chains=1, warmup=10, draws=10), progress=False)
+        start = time.perf_counter()  # compile cached: the time a user waits for the intervals
+        fit = fit_model(resolve("logistic"), data, settings=SamplerSettings(**settings), progress=False)
+        bayes = horizon_table(fit.idata, [0.5])
+        bayes_s = time.perf_counter() - start
+        print(f"bootstrap: {n_boot} resamples on {dataset} ...", file=sys.stderr, flush=True)
+        boot, boot_s = bootstrap_p50(data, n_boot)
+        joined = bayes.merge(boot, on="agent")
+        lo, hi = joined["lo95_min"], joined["hi95_min"]
+        med_in = (joined["boot_median_min"] >= lo) & (joined["boot_median_min"] <= hi)
+        overlap = (joined["boot_lo95_min"] <= hi) & (joined["boot_hi95_min"] >= lo)
+        width = np.log2(hi / lo) / np.log2(joined["boot_hi95_min"] / joined["boot_lo95_min"])
+        per_agent.append(joined.assign(dataset=dataset, boot_median_inside=med_in, intervals_overlap=overlap,
+                                       width_ratio=width))
+        finite = np.isfinite(width)
+        summary.append({"dataset": dataset, "agents": len(joined), "Bayesian logistic s": bayes_s,
+                        f"bootstrap ({n_boot}) s": boot_s, "speed-up": boot_s / bayes_s,
+                        "bootstrap median inside Bayes 95%": f"{int(med_in.sum())}/{len(joined)}",
+                        "95% intervals overlap": f"{int(overlap.sum())}/{len(joined)}",
+                        "median width ratio (Bayes/boot, log scale)": float(np.median(width[finite]))
+                        if finite.any() else float("nan")})
+    return pd.DataFrame(summary), pd.concat(per_agent, ignore_index=True)
+
+
+def section_compare(datasets: list[str], settings: dict[str, Any]) -> pd.DataFrame:
+    from horizon_zoo import api
+    from horizon_zoo.backends import SamplerSettings
+
+    rows = []
+    for dataset in datasets:
+        data = load_dataset(dataset)
+        print(f"compare: all models on {dataset} ...", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            result = api.compare(data, settings=SamplerSettings(**settings), out=Path(out) / "run", progress=False)
+            wall = time.perf_counter() - start
+        d = result.diagnostics
+        rows.append({"dataset": dataset, "models": len(result.fits), "wall_min": wall / 60,
+                     "sum of sampling min": float(d["sample_s"].sum()) / 60,
+                     "models failing diagnostics": int((d["verdict"] == "fail").sum()),
+                     "best model": str(result.loo.iloc[0]["model"])})
+    return pd.DataFrame(rows)
+
+
+def section_sbc(models: list[str], sims: int, jobs: int) -> pd.DataFrame:
+    from horizon_zoo import api
+
+    with tempfile.TemporaryDirectory() as out:
+        run_dir, summary = api.sbc(None, models=models, sims=sims, jobs=jobs, out=Path(out) / "sbc")
+        tests = pd.read_csv(run_dir / "tables" / "sbc_tests.csv")
+    worst = tests.sort_values("p_value").groupby("model").head(1).set_index("model")["quantity"]
+    return summary.assign(**{"worst quantity": summary["model"].map(worst)})
+
+
+# --- report ------------------------------------------------------------------------------------------
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    from horizon_zoo.rundir import markdown_table
+
+    def fmt(v: Any) -> Any:
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+        return v
+
+    return markdown_table(frame.map(fmt))
+
+
+TITLES = {"fits": "Fits: time, ESS/s, memory per model and dataset",
+          "cold": "First-time compilation (empty cache)",
+          "bernoulli": "Binomial cells vs one Bernoulli term per run (logistic)",
+          "bootstrap": "Per-agent p50 intervals: Bayesian logistic vs METR's hierarchical bootstrap",
+          "bootstrap_agents": "Per-agent comparison of the p50 intervals",
+          "compare": "Full compare (all zoo models)",
+          "sbc": "Simulation-based calibration"}
+
+
+def write_report() -> None:
+    parts = ["# Benchmarks\n",
+             "Written by `scripts/benchmark.py` (run it again to refresh; each section below gives the command "
+             "that produced it). Machine: see each section's header line. Sampling times are wall-clock with "
+             "4 chains sharing the machine's cores unless stated.\n"]
+    for section in (*SECTIONS, "bootstrap_agents"):
+        path = RESULTS / f"{section}.json"
+        if not path.is_file():
+            continue
+        stored = json.loads(path.read_text())
+        parts.append(f"## {TITLES[section]}\n")
+        parts.append(f"`{stored['command']}`  \n{stored['when']}; {stored['machine']}\n")
+        if stored.get("note"):
+            parts.append(stored["note"] + "\n")
+        parts.append(_markdown(pd.DataFrame(stored["rows"])))
+    REPORT.write_text("\n".join(parts))
+
+
+def store(section: str, table: pd.DataFrame, command: str, note: str = "") -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    (RESULTS / f"{section}.json").write_text(json.dumps(
+        {"command": command, "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine,
+         "note": note, "rows": json.loads(table.to_json(orient="records"))}, indent=1) + "\n")
+    print(f"\n## {TITLES[section]}\n\n{_markdown(table)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", default="fits", help=f"comma-separated, of {', '.join(SECTIONS)}")
+    parser.add_argument("--datasets", default="default,metr,cyber", help="default, metr, cyber, scaleup or paths")
+    parser.add_argument("--models", default="all", help="comma-separated zoo models (default: all)")
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=20250319)
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
+    parser.add_argument("--sims", type=int, default=100, help="SBC simulations per model (default: 100)")
+    parser.add_argument("--jobs", type=int, default=2, help="SBC simulations in parallel (default: 2)")
+    args = parser.parse_args(argv)
+    from horizon_zoo.registry import discover
+
+    models = sorted(discover()) if args.models == "all" else args.models.split(",")
+    datasets = args.datasets.split(",")
+    settings = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws, "seed": args.seed}
+    command = "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    for section in args.sections.split(","):
+        if section == "fits":
+            store("fits", section_fits(models, datasets, settings), command)
+        elif section == "cold":
+            store("cold", section_cold(models), command)
+        elif section == "bernoulli":
+            store("bernoulli", section_bernoulli(datasets, settings), command)
+        elif section == "bootstrap":
+            summary, agents = section_bootstrap(datasets, settings, args.boot)
+            store("bootstrap", summary, command, note="Bayesian time includes sampling (4 chains), GQs and the "
+                  "horizon table, with the program already compiled.")
+            store("bootstrap_agents", agents[["dataset", "agent", "median_min", "lo95_min", "hi95_min",
+                                              "boot_median_min", "boot_lo95_min", "boot_hi95_min",
+                                              "intervals_overlap"]], command)
+        elif section == "compare":
+            store("compare", section_compare(datasets, settings), command)
+        elif section == "sbc":
+            store("sbc", section_sbc(models, args.sims, args.jobs), command,
+                  note=f"Design: the embedded dataset cut to 6 agents x 40 tasks; 2 chains x 500 draws per fit, "
+                  f"ranks among 99 thinned draws; {args.sims} simulations per model.")
+        else:
+            parser.error(f"unknown section {section!r}; use {', '.join(SECTIONS)}")
+    write_report()
+    print(f"\nwrote {REPORT.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
