@@ -19,15 +19,26 @@ parameters:
     population mean of agent log cumulative hazard at the data's mean log task length, plus the
     mean effect of the suite's tasks
   tau_agent: "population sd of agent log cumulative hazard"
+  agent_m[agent]: >-
+    agent_c on the run-averaged scale: agent_c = noise_scale * (agent_m + gamma) - gamma, with
+    noise_scale = sqrt(1 + 6 / pi^2 * sigma_obs^2) and gamma Euler's constant (see alpha_m)
+  alpha_m: >-
+    alpha on the run-averaged scale, alpha = noise_scale * alpha_m. Why: run noise on log H flattens every
+    curve (a Gumbel threshold of variance pi^2 / 6 plus noise of variance sigma_obs^2), so the
+    data fix roughly alpha / noise_scale, not alpha; sampled directly, alpha, tau_task, the spread of
+    agent_c and sigma_obs rose and fell together (posterior correlations ~0.9 on cyber-horizons,
+    R-hat 1.010 and divergences). Priors stay on alpha, tau_task and agent_c (with the Jacobian).
+  tau_m: "tau_task on the run-averaged scale, tau_task = noise_scale * tau_m"
+  z_task[task]: "standardised task effect minus the tasks' mean (non-centred, sums to zero)"
+  z_task_mean: "mean of the standardised task effects"
+  sigma_obs: "sd of per-run observation noise on log hazard"
+generated:
+  noise_scale: "sqrt(1 + 6 / pi^2 * sigma_obs^2), how much run noise flattens the curves"
   agent_c[agent]: >-
     agent log cumulative hazard at the data's mean log task length, on the suite's tasks
     (agent effect plus the mean task effect; centred)
   alpha: "elasticity of cumulative hazard with respect to task length"
   tau_task: "sd of task effects on log hazard"
-  z_task[task]: "standardised task effect minus the tasks' mean (non-centred, sums to zero)"
-  z_task_mean: "mean of the standardised task effects"
-  sigma_obs: "sd of per-run observation noise on log hazard"
-generated:
   agent_effect[agent]: "agent log cumulative hazard of a typical (task effect 0) 1-minute task"
 priors:
   mu_agent: >-
@@ -46,6 +57,9 @@ priors:
     effects that direction gave R-hat 1.017 on metr-early, here the mean enters only priors
   z_task_mean: "normal(0, 1 / sqrt(T)): the mean of T independent std_normal() effects"
   sigma_obs: "half-normal(0, 0.5): modest run-to-run noise"
+  agent_m: "none of its own: the prior is on agent_c"
+  alpha_m: "none of its own: the prior is on alpha"
+  tau_m: "none of its own: the prior is on tau_task"
 --- */
 functions {
   // logit of E[exp(-exp(mu + sigma * Z))], Z ~ normal(0, 1), by Gauss-Hermite quadrature with
@@ -86,6 +100,7 @@ transformed data {
   vector[T] log_minutes_c = log_minutes - log_minutes_centre;
   // 15-point Gauss-Hermite rule for E[f(Z)], Z ~ normal(0, 1): integrates task-level effects
   // out of p_curve (error < 1e-3 for logit sd up to 3).
+  real euler_gamma = 0.5772156649015329;  // minus the mean of the Gumbel-min threshold
   vector[15] gh_x = [-6.36394788882984, -5.19009359130478, -4.19620771126902, -3.28908242439877,
                      -2.43243682700976, -1.60671006902873, -0.799129068324548, 0, 0.799129068324548,
                      1.60671006902873, 2.43243682700976, 3.28908242439877, 4.19620771126902,
@@ -99,15 +114,26 @@ transformed data {
 parameters {
   real mu_agent;
   real<lower=0> tau_agent;
-  vector[A] agent_c;
-  real alpha;
-  real<lower=0> tau_task;
+  vector[A] agent_m;
+  real alpha_m;
+  real<lower=0> tau_m;
   sum_to_zero_vector[T] z_task;
   real z_task_mean;
   real<lower=0> sigma_obs;
 }
+transformed parameters {
+  // Success iff eta + sigma_obs * Z < W, W a Gumbel-min threshold (mean -gamma, variance
+  // pi^2 / 6); matching the mean and sd of W - sigma_obs * Z gives noise_scale. Only the
+  // geometry depends on this approximation: the map is exact and its Jacobian is added below.
+  real noise_scale = sqrt(1 + 6 / square(pi()) * square(sigma_obs));
+  vector[A] agent_c = noise_scale * (agent_m + euler_gamma) - euler_gamma;
+  real alpha = noise_scale * alpha_m;
+  real<lower=0> tau_task = noise_scale * tau_m;
+}
 model {
   vector[N] eta = noisy_hazard_logit(agent_c[agent] + alpha * log_minutes_c[task] + tau_task * z_task[task], sigma_obs, gh_x, gh_w);
+  // (agent_m, alpha_m, tau_m) -> (agent_c, alpha, tau_task) scales A + 2 coordinates by noise_scale
+  target += (A + 2) * log(noise_scale);
   // agent_c and mu_agent carry the tasks' mean effect, so the likelihood sees z_task only
   // through its zero-sum part; mu_agent - tau_task * z_task_mean is the original mu_agent
   // (a shift with unit Jacobian).
