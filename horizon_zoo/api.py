@@ -282,7 +282,7 @@ def sbc(
     executor: Any = None,
     settings: SamplerSettings | None = None,
     backend: str = "auto",
-    seed: int = 0,
+    seed: int | None = None,
     out: str | Path | None = None,
     runs_root: str | Path | None = None,
     command: str | None = None,
@@ -296,6 +296,7 @@ def sbc(
     if sims < 1:
         raise HorizonZooError(f"--sims must be at least 1, got {sims}.")
     settings = settings or sbc_module.DEFAULT_SETTINGS
+    seed = settings.seed if seed is None else seed  # as the CLI's --seed: the same simulations
     data = runs if isinstance(runs, RunData) else load(runs)
     design = sbc_module.design_subset(data, max_agents, max_tasks)
     zoo = select_models([] if list(models) == ["all"] else models, models_dir)

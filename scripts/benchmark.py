@@ -281,8 +281,14 @@ def bootstrap_p50(data: Any, n_boot: int = 1000, seed: int = 0) -> tuple[pd.Data
             fit = LogisticRegression(**unpenalised).fit(x[mask, None], ya)
             slope, intercept = fit.coef_[0, 0], fit.intercept_[0]
             out[a].append(-intercept / slope if slope < 0 else np.inf)
-    table = pd.DataFrame([{"agent": a, "boot_median_min": 2 ** np.median(v), "boot_lo95_min": 2 ** np.quantile(v, 0.025),
-                           "boot_hi95_min": 2 ** np.quantile(v, 0.975)} for a, v in out.items() if v])
+    # order statistics, not interpolation: resamples where an agent never (or always) succeeds
+    # give -inf (+inf), and interpolating between inf and a number is undefined
+    def q(v: list[float], p: float) -> float:
+        return float(2 ** np.quantile(np.asarray(v), p, method="inverted_cdf"))
+
+    table = pd.DataFrame([{"agent": a, "boot_median_min": q(v, 0.5), "boot_lo95_min": q(v, 0.025),
+                           "boot_hi95_min": q(v, 0.975), "boot_off_scale": float(np.mean(~np.isfinite(v)))}
+                          for a, v in out.items() if v])
     return table, time.perf_counter() - start
 
 
@@ -432,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
                   "horizon table, with the program already compiled.")
             store("bootstrap_agents", agents[["dataset", "agent", "median_min", "lo95_min", "hi95_min",
                                               "boot_median_min", "boot_lo95_min", "boot_hi95_min",
-                                              "intervals_overlap"]], command)
+                                              "boot_off_scale", "intervals_overlap"]], command)
         elif section == "compare":
             store("compare", section_compare(datasets, settings), command)
         elif section == "sbc":
