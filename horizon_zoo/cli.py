@@ -219,9 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="For each simulation: draw parameters from the model's prior, simulate data on "
                                    "the design of --runs (default: the embedded dataset) cut to --max-agents x "
                                    "--max-tasks, fit, and rank the true value of every scalar and agent-level "
-                                   "parameter and of each agent's 50%% horizon among thinned posterior draws. "
+                                   "parameter and of each agent's 50% horizon among thinned posterior draws. "
                                    "Uniform ranks mean a calibrated posterior. Writes rank histograms as ECDF "
-                                   "difference plots with 95%% simultaneous bands, chi-square uniformity tests "
+                                   "difference plots with 95% simultaneous bands, chi-square uniformity tests "
                                    "and a summary; simulations are cached and resume after an interruption.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=_csv_list, required=True, metavar="NAME[,NAME]|all",
