@@ -312,6 +312,8 @@ def _sample_pystan(
     except Exception as exc:  # PyStan raises ValueError/RuntimeError with the compiler output
         tail = "\n".join(compiler_log[0].splitlines()[-20:])
         raise BackendError(f"PyStan could not build {model.name}: {exc}\n{tail}".rstrip()) from None
+    if posterior is None:  # PyStan swallows a Ctrl-C during the build and returns None
+        raise KeyboardInterrupt
     compiled = time.perf_counter()
     # PyStan prints its progress bar, then every informational message of every chain; keep the
     # bar and send the messages to the debug log.

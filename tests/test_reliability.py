@@ -77,6 +77,11 @@ def test_valid_but_degenerate_data_fit_with_warnings(tmp_path, capsys, write_run
     assert (tmp_path / "one" / "fits" / "logistic.nc").is_file()
 
 
+# One chain of 20,000 + 20,000 iterations: seconds per fit on any machine, so a Ctrl-C sent when
+# a fit starts arrives while it samples (short chains finished before the signal arrived).
+SLOW = ["--chains", "1", "--warmup", "20000", "--draws", "20000"]
+
+
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     # a new session, so that the signal below reaches the whole process group as Ctrl-C does
     return subprocess.Popen([sys.executable, "-m", "horizon_zoo.cli", *args], cwd=REPO, env=env, text=True,
@@ -106,8 +111,8 @@ def _no_partial_files(*dirs) -> None:
 def test_interrupted_cv_leaves_a_consistent_run_and_resumes_from_finished_folds(tmp_path, write_runs):
     env = {**os.environ, "HORIZON_ZOO_CV_CACHE": str(tmp_path / "cache")}
     path = write_runs(make_runs(n_agents=3, n_tasks=12, runs_per_cell=3))
-    args = ["cv", "--runs", str(path), "--models", "logistic", "--folds", "4", "--chains", "1", "--warmup", "150",
-            "--draws", "100"]
+    # long chains on purpose: the Ctrl-C must land while a later fold is still sampling
+    args = ["cv", "--runs", str(path), "--models", "logistic", "--folds", "4", *SLOW]
     proc = _start([*args, "--out", str(tmp_path / "first")], env)
     err = _interrupt_after(proc, "CV [1/4]")
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
@@ -127,8 +132,8 @@ def test_interrupted_cv_leaves_a_consistent_run_and_resumes_from_finished_folds(
 @pytest.mark.stan
 def test_interrupted_compare_resumes_from_completed_fits(tmp_path, write_runs):
     path = write_runs(make_runs(n_agents=3, n_tasks=12, runs_per_cell=3))
-    args = ["compare", "--runs", str(path), "--models", "logistic,logistic_shared_slope", "--chains", "1",
-            "--warmup", "150", "--draws", "100", "--out", str(tmp_path / "run")]
+    args = ["compare", "--runs", str(path), "--models", "logistic,logistic_shared_slope", *SLOW,
+            "--out", str(tmp_path / "run")]
     proc = _start(args, dict(os.environ))
     err = _interrupt_after(proc, "[2/2] logistic_shared_slope")
     assert proc.returncode == 130, err
