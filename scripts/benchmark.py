@@ -384,12 +384,13 @@ def write_report() -> None:
              "Written by `scripts/benchmark.py` (run it again to refresh; each section below gives the command "
              "that produced it). Machine: see each section's header line. Sampling times are wall-clock with "
              "4 chains sharing the machine's cores unless stated.\n"]
-    for section in (*SECTIONS, "bootstrap_agents"):
-        path = RESULTS / f"{section}.json"
-        if not path.is_file():
-            continue
+    paths = [p for section in (*SECTIONS, "bootstrap_agents")
+             for p in sorted(RESULTS.glob(f"{section}.json")) + sorted(RESULTS.glob(f"{section}_*.json"))
+             if not (section == "bootstrap" and p.stem == "bootstrap_agents")]
+    for path in paths:
         stored = json.loads(path.read_text())
-        parts.append(f"## {TITLES[section]}\n")
+        section, _, dataset = path.stem.partition("_") if path.stem.startswith("fits_") else (path.stem, "", "")
+        parts.append(f"## {TITLES[section]}{': ' + dataset if dataset else ''}\n")
         parts.append(f"`{stored['command']}`  \n{stored['when']}; {stored['machine']}\n")
         if stored.get("note"):
             parts.append(stored["note"] + "\n")
@@ -403,7 +404,7 @@ def store(section: str, table: pd.DataFrame, command: str, note: str = "") -> No
     (RESULTS / f"{section}.json").write_text(json.dumps(
         {"command": command, "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine,
          "note": note, "rows": json.loads(table.to_json(orient="records"))}, indent=1) + "\n")
-    print(f"\n## {TITLES[section]}\n\n{_markdown(table)}")
+    print(f"\n## {TITLES[section.split('_')[0] if section.startswith('fits_') else section]}\n\n{_markdown(table)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,8 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws, "seed": args.seed}
     command = "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     for section in args.sections.split(","):
-        if section == "fits":
-            store("fits", section_fits(models, datasets, settings), command)
+        if section == "fits":  # one result file per dataset, so datasets can be measured at different times
+            for dataset in datasets:
+                store(f"fits_{Path(dataset).stem if dataset not in DATASETS else dataset}",
+                      section_fits(models, [dataset], settings), command)
         elif section == "cold":
             store("cold", section_cold(models), command)
         elif section == "bernoulli":
