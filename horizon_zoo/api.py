@@ -165,11 +165,9 @@ def compare(
         :mod:`horizon_zoo.cv`), folds per scheme, and parallel processes for the folds.
     """
     if cv:
-        from horizon_zoo.cv import check_schemes
+        from horizon_zoo.cv import check_cv_options
 
-        check_schemes(cv)
-        if folds < 2:
-            raise HorizonZooError(f"--folds must be at least 2, got {folds}.")
+        check_cv_options(cv, folds)
     settings = settings or SamplerSettings()
     backend = resolve_backend(backend)
     data = runs if isinstance(runs, RunData) else load(runs)
@@ -181,7 +179,7 @@ def compare(
     manifest = _begin_run(run_dir, run_name, command, data, zoo, settings, backend, skipped=skipped)
     fits: dict[str, Fit] = {}
     failed: dict[str, str] = {}
-    try:
+    with _marked_if_interrupted(run_dir, manifest, completed=fits):
         for i, model in enumerate(zoo, start=1):
             log.info("[%d/%d] %s: %d chains x %d draws (%s)", i, len(zoo), model.name,
                      settings.chains, settings.draws, backend)
@@ -204,10 +202,6 @@ def compare(
                      "%d divergences)%s", i, len(zoo), model.name, time.perf_counter() - start, d.verdict,
                      d.max_rhat, d.min_ess_bulk, d.divergences,
                      "" if not d.problems else ": " + "; ".join(d.problems))
-    except KeyboardInterrupt:
-        if run_dir:
-            _write_manifest(run_dir, {**manifest, "status": "interrupted", "completed": sorted(fits)})
-        raise
     if not fits:
         raise HorizonZooError("every model failed; see the messages above.")
     loo_table = loo_compare({n: f.idata for n, f in fits.items()}, refit=_refitters(fits, data, settings, backend),
@@ -252,11 +246,9 @@ def cv(
     command: str | None = None,
 ) -> tuple[Path, pd.DataFrame]:
     """Grouped cross-validation only (no full fits), in a new run directory; see :func:`run_cv`."""
-    from horizon_zoo.cv import check_schemes
+    from horizon_zoo.cv import check_cv_options
 
-    if folds < 2:
-        raise HorizonZooError(f"--folds must be at least 2, got {folds}.")
-    check_schemes(schemes)
+    check_cv_options(schemes, folds)
     settings = settings or SamplerSettings()
     data = runs if isinstance(runs, RunData) else load(runs)
     zoo = select_models(models, models_dir)
@@ -293,8 +285,7 @@ def sbc(
     Simulations are cached, so an interrupted SBC resumes where it stopped."""
     from horizon_zoo import sbc as sbc_module
 
-    if sims < 1:
-        raise HorizonZooError(f"--sims must be at least 1, got {sims}.")
+    sbc_module.check_sims(sims)
     settings = settings or sbc_module.DEFAULT_SETTINGS
     seed = settings.seed if seed is None else seed  # as the CLI's --seed: the same simulations
     data = runs if isinstance(runs, RunData) else load(runs)
@@ -313,12 +304,16 @@ def sbc(
 
 
 @contextlib.contextmanager
-def _marked_if_interrupted(run_dir: Path, manifest: dict[str, Any]) -> Iterator[None]:
-    """On Ctrl-C, record ``status: interrupted`` in the manifest (cached work is kept) and re-raise."""
+def _marked_if_interrupted(run_dir: Path | None, manifest: dict[str, Any],
+                           completed: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """On Ctrl-C, record ``status: interrupted`` in the manifest of ``run_dir`` (if any) with the
+    names in ``completed`` as the work that is kept, then re-raise."""
     try:
         yield
     except KeyboardInterrupt:
-        _write_manifest(run_dir, {**manifest, "status": "interrupted", "finished": _now()})
+        if run_dir:
+            extra = {"completed": sorted(completed)} if completed is not None else {}
+            _write_manifest(run_dir, {**manifest, "status": "interrupted", **extra, "finished": _now()})
         raise
 
 

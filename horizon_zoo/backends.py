@@ -86,6 +86,12 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "horizon-zoo"
 
 
+def cache_subdir(env_var: str, name: str) -> Path:
+    """``$env_var`` when set, else ``cache_dir() / name`` (the CV fold and SBC simulation caches)."""
+    env = os.environ.get(env_var)
+    return Path(env) if env else cache_dir() / name
+
+
 def cmdstan_available() -> bool:
     """True when CmdStanPy can find a CmdStan installation."""
     try:

@@ -104,6 +104,13 @@ def _add_sampler_options(p: argparse.ArgumentParser) -> None:
                    help="NUTS maximum tree depth (default: %(default)s)")
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Data, sampling and output options: every command that fits models takes all three."""
+    _add_data_options(p)
+    _add_sampler_options(p)
+    _add_output_options(p)
+
+
 def _add_fits_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fits", type=Path, metavar="DIR",
                    help="reuse saved fits from this directory (a run directory's fits/) when model and data match")
@@ -157,9 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=_csv_list, metavar="M,N",
                    help="model names or .stan paths (default: every model in the zoo)")
     _add_cv_options(p, default=[])
-    _add_data_options(p)
-    _add_sampler_options(p)
-    _add_output_options(p)
+    _add_run_options(p)
 
     p = sub.add_parser("cv", help="grouped cross-validation only: new tasks, families, agents",
                        description="Refit each model once per fold with the held-out cells' weight at 1e-9 "
@@ -170,16 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=_csv_list, metavar="M,N", default=["logistic", "logistic_task_effects"],
                    help="model names or .stan paths (default: logistic,logistic_task_effects)")
     _add_cv_options(p, default=["task"])
-    _add_data_options(p)
-    _add_sampler_options(p)
-    _add_output_options(p)
+    _add_run_options(p)
 
     p = sub.add_parser("fit", help="fit one model and write its diagnostics and horizons",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, metavar="NAME|PATH.stan", help="zoo model name or .stan path")
-    _add_data_options(p)
-    _add_sampler_options(p)
-    _add_output_options(p)
+    _add_run_options(p)
 
     p = sub.add_parser("horizons", help="per-agent horizons, their trend over release date and forecasts",
                        description="Fit one or more models (or reuse fits with --fits) and report each agent's "
@@ -197,9 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="forecast when the trend reaches these lengths (default: work-day 8h, work-week 40h, "
                         "work-month 167h)")
     _add_fits_option(p)
-    _add_data_options(p)
-    _add_sampler_options(p)
-    _add_output_options(p)
+    _add_run_options(p)
 
     p = sub.add_parser("check", help="posterior predictive checks: what structure each model misses",
                        description="Fit one or more models (or reuse fits with --fits) and run the posterior "
@@ -211,9 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=_csv_list, default=["logistic"], metavar="NAME[,NAME]",
                    help="model names or .stan paths (default: logistic)")
     _add_fits_option(p)
-    _add_data_options(p)
-    _add_sampler_options(p)
-    _add_output_options(p)
+    _add_run_options(p)
 
     p = sub.add_parser("sbc", help="simulation-based calibration: is each model's posterior trustworthy?",
                        description="For each simulation: draw parameters from the model's prior, simulate data on "
@@ -235,10 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="design: tasks kept, evenly spaced in length (default: %(default)s; 0 keeps all)")
     p.add_argument("--ranks", type=int, default=99, metavar="L",
                    help="posterior draws each true value is ranked among (default: %(default)s)")
-    _add_data_options(p)
-    _add_sampler_options(p)
+    _add_run_options(p)
     p.set_defaults(chains=2, warmup=500, draws=500)
-    _add_output_options(p)
 
     p = sub.add_parser("simulate", help="simulate runs from a zoo model (prior draw or given values)",
                        description="Simulate successes from any zoo model on the design (agents, tasks, "

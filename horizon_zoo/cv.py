@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
@@ -112,10 +111,9 @@ def fold_key(model: ZooModel, data: RunData, fold: Fold, settings: SamplerSettin
 
 def default_cache_dir() -> Path:
     """``$HORIZON_ZOO_CV_CACHE``, else ``~/.cache/horizon-zoo/cv``."""
-    from horizon_zoo.backends import cache_dir
+    from horizon_zoo.backends import cache_subdir
 
-    env = os.environ.get(CV_CACHE_ENV)
-    return Path(env) if env else cache_dir() / "cv"
+    return cache_subdir(CV_CACHE_ENV, "cv")
 
 
 def holdout(data: RunData, mask: np.ndarray) -> RunData:
@@ -160,13 +158,15 @@ def run_fold(model: ZooModel, data: RunData, fold: Fold, settings: SamplerSettin
     return {**record, "cached": False}
 
 
-def check_schemes(schemes: Sequence[str]) -> None:
-    """Refuse unknown scheme names (before any run directory or fit is made)."""
+def check_cv_options(schemes: Sequence[str], folds: int) -> None:
+    """Refuse unknown scheme names and fewer than 2 folds (before any run directory or fit is made)."""
+    from horizon_zoo.errors import HorizonZooError
+
     unknown = [s for s in schemes if s not in SCHEMES]
     if unknown:
-        from horizon_zoo.errors import HorizonZooError
-
         raise HorizonZooError(f"unknown --cv scheme(s) {', '.join(unknown)}; use {', '.join(SCHEMES)}.")
+    if folds < 2:
+        raise HorizonZooError(f"--folds must be at least 2, got {folds}.")
 
 
 def cross_validate(
@@ -194,7 +194,7 @@ def cross_validate(
     backend = resolve_backend(backend)
     cache = cache or default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    check_schemes(schemes)
+    check_cv_options(schemes, k)
     from horizon_zoo.parallel import run_all
 
     calls = [(m, data, f, settings, backend, cache) for s in schemes for f in make_folds(data, s, k, seed) for m in models]

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from horizon_zoo.backends import SamplerSettings, cache_dir, resolve_backend
+from horizon_zoo.backends import SamplerSettings, cache_subdir, resolve_backend
 from horizon_zoo.data import RunData, load_runs
 from horizon_zoo.errors import HorizonZooError
 from horizon_zoo.registry import ZooModel
@@ -72,10 +72,7 @@ def checked_quantities(model: ZooModel) -> list[str]:
 
 def default_cache_dir() -> Path:
     """``$HORIZON_ZOO_SBC_CACHE``, else ``~/.cache/horizon-zoo/sbc``."""
-    import os
-
-    env = os.environ.get(SBC_CACHE_ENV)
-    return Path(env) if env else cache_dir() / "sbc"
+    return cache_subdir(SBC_CACHE_ENV, "sbc")
 
 
 def sim_key(model: ZooModel, design: RunData, settings: SamplerSettings, backend: str, seed: int, ranks: int) -> str:
@@ -143,6 +140,12 @@ def run_simulation(model: ZooModel, design: RunData, sim: int, seed: int, settin
     return {**record, "cached": False}
 
 
+def check_sims(sims: int) -> None:
+    """Refuse fewer than one simulation (before any run directory or fit is made)."""
+    if sims < 1:
+        raise HorizonZooError(f"--sims must be at least 1, got {sims}.")
+
+
 def run_sbc(
     model: ZooModel,
     design: RunData,
@@ -163,8 +166,7 @@ def run_sbc(
     """
     from horizon_zoo.parallel import run_all
 
-    if sims < 1:
-        raise HorizonZooError(f"--sims must be at least 1, got {sims}.")
+    check_sims(sims)
     backend = resolve_backend(backend)
     cache = cache or default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
@@ -259,15 +261,15 @@ def plot_sbc(ranks: pd.DataFrame, tests: pd.DataFrame, model: str):
     if data.empty:
         raise HorizonZooError(f"no SBC ranks for {model}: every simulation failed.")
     n_values = int(data["L"].iloc[0]) + 1
-    groups = sorted(data["quantity"].str.replace(r"\[.*\]$", "", regex=True).unique(),
-                    key=lambda g: (g == "h50", g))
+    base = data["quantity"].str.replace(r"\[.*\]$", "", regex=True)  # alpha[agent] -> alpha
+    groups = sorted(base.unique(), key=lambda g: (g == "h50", g))
     ncol = min(4, len(groups))
     nrow = -(-len(groups) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False, sharex=True)
     z = np.arange(1, n_values) / n_values
     p_values = dict(zip(tests["quantity"], tests["p_value"], strict=True)) if len(tests) else {}
     for ax, group in zip(axes.flat, groups, strict=False):
-        members = data[data["quantity"].str.replace(r"\[.*\]$", "", regex=True) == group]
+        members = data[base == group]
         n_sims = members.groupby("quantity").size().min()
         band = ecdf_band(int(n_sims), n_values)
         ax.fill_between(z, -band, band, color="0.85", lw=0)

@@ -79,7 +79,7 @@ def synthetic_runs(release_dates: dict[str, str], n_tasks: int, n_families: int,
     family_size = np.bincount(family_of_task, minlength=n_families)
     invsqrt = 1 / np.sqrt(family_size[family_of_task])
     invsqrt = invsqrt / invsqrt.sum()
-    width = len(str(n_tasks - 1))
+    digits = max(3, len(str(n_tasks - 1)))  # task numbers sort as text, as in the default data
     rows = []
     for a, agent in enumerate(agents):
         h = true_log2_h50(release_dates[agent])
@@ -89,10 +89,10 @@ def synthetic_runs(release_dates: dict[str, str], n_tasks: int, n_families: int,
         for t in range(n_tasks):
             minutes = float(2.0 ** log2_minutes[t])
             source = "short" if minutes < 1 else "medium" if minutes < 60 else "long"
-            task = f"fam{family_of_task[t]:02d}/task{t:0{max(3, width)}d}"
+            task = f"fam{family_of_task[t]:02d}/task{t:0{digits}d}"
             for r in range(runs_per_cell):
                 rows.append({
-                    "run_id": f"{agent}/t{t:0{max(3, width)}d}/{r}",
+                    "run_id": f"{agent}/t{t:0{digits}d}/{r}",
                     "task_id": task,
                     "task_family": f"fam{family_of_task[t]:02d}",
                     "task_source": source,
