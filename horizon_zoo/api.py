@@ -13,11 +13,12 @@ import logging
 import platform
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,9 @@ from horizon_zoo.registry import ZooModel, discover, resolve
 from horizon_zoo.release_dates import match_release_dates, read_release_dates
 from horizon_zoo.rundir import atomic_write_text, new_run_dir, write_table
 from horizon_zoo.simulate import DEFAULT_SEED, default_release_dates, default_runs
+
+if TYPE_CHECKING:
+    import arviz_stats as azs
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +185,7 @@ def compare(
     failed: dict[str, str] = {}
     with _marked_if_interrupted(run_dir, manifest, completed=fits):
         for i, model in enumerate(zoo, start=1):
-            log.info("[%d/%d] %s: %d chains x %d draws (%s)", i, len(zoo), model.name,
-                     settings.chains, settings.draws, backend)
+            log.info("[%d/%d] %s: %s (%s)", i, len(zoo), model.name, settings.describe(), backend)
             start = time.perf_counter()
             saved = _saved_fit(run_dir, model, data, settings) if run_dir else None
             if saved is not None:
@@ -204,13 +207,13 @@ def compare(
                      "" if not d.problems else ": " + "; ".join(d.problems))
     if not fits:
         raise HorizonZooError("every model failed; see the messages above.")
+    loos, checks = _compare_checks(fits, data, run_dir)
     loo_table = loo_compare({n: f.idata for n, f in fits.items()}, refit=_refitters(fits, data, settings, backend),
-                            weights=data.cells["weight"].to_numpy(), max_refits=reloo_max)
+                            weights=data.cells["weight"].to_numpy(), max_refits=reloo_max, loos=loos)
     horizons = pd.concat(
         [horizon_table(f.idata, qs).assign(model=n) for n, f in fits.items()], ignore_index=True
     )[lambda t: ["model", *[c for c in t.columns if c != "model"]]]
     diagnostics = diagnostics_table(fits)
-    checks = _compare_checks(fits, data, run_dir)
     result = CompareResult(run_dir, data, fits, loo_table, horizons, diagnostics, failed, skipped, checks)
     if cv:
         result.cv = run_cv([f.model for f in fits.values()], data, cv, loo_table, folds=folds, jobs=jobs,
@@ -357,17 +360,25 @@ def run_cv(models: Sequence[ZooModel], data: RunData, schemes: Sequence[str], lo
     return table
 
 
-def _compare_checks(fits: dict[str, Fit], data: RunData, run_dir: Path | None) -> pd.DataFrame:
-    """Posterior predictive checks of every fit; figures and per-model tables into the run directory."""
+def _compare_checks(fits: dict[str, Fit], data: RunData, run_dir: Path | None
+                    ) -> tuple[dict[str, azs.ELPDData], pd.DataFrame]:
+    """PSIS-LOO and the posterior predictive checks of every fit, from one PSIS per fit (LOO and
+    LOO-PIT share its weights); figures and per-model tables into the run directory."""
     from horizon_zoo.checks import checks_summary, run_checks, write_check_outputs
+    from horizon_zoo.compare import loo, psis
 
-    results = {}
+    results, loos = {}, {}
     for name, f in fits.items():
         log.info("checking %s", name)
-        results[name] = run_checks(f.idata, name)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+            weights = psis(f.idata)
+            loos[name] = loo(f.idata, weights)
+        results[name] = run_checks(f.idata, name, weights=weights)
+        del weights  # as large as log_lik; one model's at a time
         if run_dir:
             write_check_outputs(results[name], f.idata, run_dir, agent_order(data))
-    return checks_summary(results)
+    return loos, checks_summary(results)
 
 
 def _models_the_data_can_feed(zoo: list[ZooModel], data: RunData, *, explicit: bool
@@ -678,7 +689,7 @@ def _fits_or_saved(zoo: list[ZooModel], data: RunData, settings: SamplerSettings
             if (Path(fits_dir) / f"{model.name}.nc").is_file():
                 log.info("[%d/%d] %s: the saved fit in %s is of other data or another version of the model; "
                          "refitting", i, len(zoo), model.name, fits_dir)
-        log.info("[%d/%d] %s: %d chains x %d draws", i, len(zoo), model.name, settings.chains, settings.draws)
+        log.info("[%d/%d] %s: %s", i, len(zoo), model.name, settings.describe())
         result = fit_model(model, data, settings=settings, backend=backend,
                            out_dir=run_dir / "fits" if run_dir else None, progress=progress)
         if result.diagnostics.verdict == "fail":

@@ -54,15 +54,31 @@ class SamplerSettings:
     seed: int = 20250319
     adapt_delta: float = 0.8
     max_treedepth: int = 10
+    # Keep every thin-th draw. Generated quantities are computed and written only for kept draws,
+    # and with thousands of cells log_lik and y_rep dominate both sampling time and memory.
+    thin: int = 1
 
     def __post_init__(self) -> None:
-        if self.chains < 1 or self.draws < 1 or self.warmup < 0:
-            raise ValueError("chains and draws must be >= 1 and warmup >= 0")
+        if self.chains < 1 or self.draws < 1 or self.warmup < 0 or self.thin < 1:
+            raise ValueError("chains, draws and thin must be >= 1 and warmup >= 0")
         if not 0 < self.adapt_delta < 1:
             raise ValueError("adapt_delta must be in (0, 1)")
 
+    @property
+    def kept_draws(self) -> int:
+        """Draws per chain that are kept (Stan keeps iterations 0, thin, 2 thin, ...)."""
+        return -(-self.draws // self.thin)
+
+    def describe(self) -> str:
+        """'4 chains x 1000 draws', with the thinning when there is any (for progress lines)."""
+        kept = f"{self.chains} chains x {self.kept_draws} draws"
+        return kept if self.thin == 1 else f"{kept} (thinned by {self.thin} from {self.draws})"
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        settings = asdict(self)
+        if self.thin == 1:  # so fits and caches written before thinning existed still match
+            del settings["thin"]
+        return settings
 
 
 @dataclass
@@ -181,9 +197,27 @@ def sample(
     data = program_data(model, data)
     if inits is not None and len(inits) != settings.chains:
         raise ValueError(f"need one init per chain ({settings.chains}), got {len(inits)}")
+    _warn_if_pointwise_output_large(model.name, int(data["N"]), settings, name)
     if name == "cmdstanpy":
         return _sample_cmdstanpy(model, data, settings, inits, fixed_param, output_dir, progress)
     return _sample_pystan(model, data, settings, inits, fixed_param, progress)
+
+
+# Pointwise values (log_lik and y_rep, one per cell each) kept over all draws, above which a fit
+# warns: 50 million is 0.4 GB as float64 and, through PyStan's JSON, several GB in transit.
+LARGE_POINTWISE_OUTPUT = 50_000_000
+
+
+def _warn_if_pointwise_output_large(model_name: str, cells: int, settings: SamplerSettings, backend: str) -> None:
+    values = 2 * cells * settings.chains * settings.kept_draws
+    if values <= LARGE_POINTWISE_OUTPUT:
+        return
+    thin = -(-values // LARGE_POINTWISE_OUTPUT) * settings.thin
+    transit = " (several times that in transit through PyStan's JSON output)" if backend == "pystan" else ""
+    log.warning("%s keeps log_lik and y_rep for %s cells in each of %s draws: %.1f GB as arrays%s. "
+                "They dominate time and memory at this size; --thin %d keeps one draw in %d.",
+                model_name, f"{cells:,}", f"{settings.chains * settings.kept_draws:,}", values * 8 / 1e9,
+                transit, thin, thin)
 
 
 @contextlib.contextmanager
@@ -324,7 +358,8 @@ def _sample_pystan(
     # PyStan prints its progress bar, then every informational message of every chain; keep the
     # bar and send the messages to the debug log.
     quiet = _ProgressOnly() if progress else contextlib.redirect_stderr(io.StringIO())
-    kwargs: dict[str, Any] = {"num_chains": settings.chains, "num_samples": settings.draws}
+    kwargs: dict[str, Any] = {"num_chains": settings.chains, "num_samples": settings.draws,
+                              "num_thin": settings.thin}
     if inits is not None:
         kwargs["init"] = [_jsonable(i) for i in inits]
     try:
@@ -349,7 +384,7 @@ def _sample_pystan(
     if fit is None:  # PyStan swallows Ctrl-C and returns None
         raise KeyboardInterrupt
     sampled = time.perf_counter()
-    chains, n_draws = settings.chains, settings.draws
+    chains, n_draws = settings.chains, settings.kept_draws
 
     def reshape(flat: np.ndarray) -> np.ndarray:
         # PyStan stacks draws as index d * chains + c in the last axis.
@@ -361,6 +396,7 @@ def _sample_pystan(
     for stan_name, az_name in STAT_NAMES.items():
         if stan_name in fit.sample_and_sampler_param_names:
             stats[az_name] = reshape(np.asarray(fit[stan_name]))
+    del fit  # it holds every chain's raw JSON output (GBs with many cells) besides the draws
     return Draws(
         variables=_cast_ints(model, variables),
         stats=_cast_stats(stats),
@@ -406,6 +442,7 @@ def _sample_cmdstanpy(
             parallel_chains=min(settings.chains, os.cpu_count() or 1),
             iter_warmup=settings.warmup,
             iter_sampling=settings.draws,
+            thin=settings.thin,
             seed=settings.seed,
             adapt_delta=None if fixed_param else settings.adapt_delta,
             max_treedepth=None if fixed_param else settings.max_treedepth,
@@ -417,7 +454,7 @@ def _sample_cmdstanpy(
     except Exception as exc:
         raise BackendError(f"CmdStan sampling of {model.name} failed: {exc}") from None
     sampled = time.perf_counter()
-    chains, n_draws = settings.chains, settings.draws
+    chains, n_draws = settings.chains, settings.kept_draws
     variables = {}
     for name in variable_names(model):
         flat = np.asarray(fit.stan_variable(name))  # (chains * draws, *dims), chain-major

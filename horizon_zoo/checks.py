@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from horizon_zoo.compare import Psis, psis
+
 log = logging.getLogger(__name__)
 
 FLAG_LOW, FLAG_HIGH = 0.025, 0.975
@@ -227,8 +229,9 @@ def residual_structure(d: CheckData) -> ResidualStructure:
 # --- 4. LOO-PIT and Pareto k ------------------------------------------------------------------
 
 
-def loo_pit_and_k(idata: xr.DataTree, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Randomised LOO-PIT values and Pareto k per cell (ArviZ), NaN arrays if PSIS fails."""
+def loo_pit_and_k(idata: xr.DataTree, seed: int = 0, weights: Psis | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Randomised LOO-PIT values and Pareto k per cell (ArviZ), from the fit's PSIS ``weights``
+    (computed here when not given); NaN arrays if PSIS fails."""
     import arviz_stats as azs
 
     view = xr.DataTree.from_dict({
@@ -242,12 +245,14 @@ def loo_pit_and_k(idata: xr.DataTree, seed: int = 0) -> tuple[np.ndarray, np.nda
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pit = azs.loo_pit(view, var_names="y", random_state=seed)["y"].values
-            k = azs.loo(view, var_name="y", pointwise=True).pareto_k.values
+            weights = weights or psis(idata)
+            pit = azs.loo_pit(view, var_names="y", random_state=seed,
+                              log_weights=xr.Dataset({"y": weights.log_weights}),
+                              pareto_k=xr.Dataset({"y": weights.pareto_k}))["y"].values
     except Exception as exc:  # noqa: BLE001 - a failed PSIS fit should not sink the other checks
         log.warning("LOO-PIT failed: %s", exc)
         return np.full(n, np.nan), np.full(n, np.nan)
-    return np.asarray(pit, dtype=float).reshape(-1), np.asarray(k, dtype=float).reshape(-1)
+    return np.asarray(pit, dtype=float).reshape(-1), weights.pareto_k.values.astype(float).reshape(-1)
 
 
 def pit_uniformity_p(pit: np.ndarray) -> float:
@@ -335,11 +340,13 @@ def _p_text(p: float) -> str:
     return "n/a" if not np.isfinite(p) else f"{p:.3f}" + (" *" if flagged(p) else "")
 
 
-def run_checks(idata: xr.DataTree, model: str, *, max_draws: int = 400, seed: int = 0) -> CheckResult:
-    """Run every check on one fit (figures are drawn separately by :func:`write_check_outputs`)."""
+def run_checks(idata: xr.DataTree, model: str, *, max_draws: int = 400, seed: int = 0,
+               weights: Psis | None = None) -> CheckResult:
+    """Run every check on one fit (figures are drawn separately by :func:`write_check_outputs`);
+    ``weights`` are the fit's PSIS weights when already computed."""
     d = check_data(idata, max_draws=max_draws, seed=seed)
     structure = residual_structure(d)
-    pit, k = loo_pit_and_k(idata, seed=seed)
+    pit, k = loo_pit_and_k(idata, seed=seed, weights=weights)
     rows = [
         {**_stat_row("task block (within - between family)", "residual", structure.observed["task_block"],
                      structure.replicated["task_block"])},

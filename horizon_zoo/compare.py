@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import arviz_stats as azs
 import numpy as np
@@ -27,33 +28,48 @@ WEIGHTED_ELPD_NOTE = ("The likelihood is weighted (METR task weights): these elp
 CONSTANT_SPREAD = 1e-9
 
 
-def loo(idata: xr.DataTree) -> azs.ELPDData:
-    """Pointwise PSIS-LOO of one fit (log likelihood variable ``log_lik``).
+@dataclass(frozen=True)
+class Psis:
+    """Pareto-smoothed importance weights of one fit's cells: computed once, shared by LOO and LOO-PIT."""
+
+    log_weights: xr.DataArray  # (chain, draw, cell), normalised over draws
+    pareto_k: xr.DataArray  # (cell,)
+    reff: float
+
+
+def psis(idata: xr.DataTree) -> Psis:
+    """PSIS of the cells' leave-one-out importance ratios, with ArviZ's relative efficiency.
 
     Cells whose log likelihood is (nearly) the same in every draw, as when a model is certain of
     the outcome (log p = 0, or -1e-310), make ArviZ's Pareto fit fail ("All tail values are the
     same"), yet their importance weights are uniform to within ``CONSTANT_SPREAD``, so plain
-    importance sampling is exact: elpd_i = -log mean exp(-log_lik). They are taken out of PSIS
-    and added back with that value and Pareto k = 0.
+    importance sampling is exact there: they keep their raw weights and Pareto k = 0.
     """
-    ll = idata["log_likelihood"].to_dataset()["log_lik"]
+    ll = idata["log_likelihood"]["log_lik"].transpose("chain", "draw", "cell")
+    n_samples = ll.sizes["chain"] * ll.sizes["draw"]
+    # ArviZ's r_eff: mean ESS over every posterior value (as azs.loo computes it when not given)
+    ess = idata["posterior"].to_dataset().azstats.ess(method="mean")
+    reff = float(np.mean(np.concatenate([ess[v].values.ravel() for v in ess.data_vars]))) / n_samples \
+        if ll.sizes["chain"] > 1 else 1.0
     spread = (ll.max(("chain", "draw")) - ll.min(("chain", "draw"))).values
     constant = spread < CONSTANT_SPREAD
-    if not constant.any():
-        return azs.loo(idata, pointwise=True, var_name="log_lik")
-    varying = idata.isel(cell=np.flatnonzero(~constant))
-    result = azs.loo(varying, pointwise=True, var_name="log_lik")
-    flat = ll.values.reshape(-1, ll.shape[-1])
-    elpd_i = ll.isel(chain=0, draw=0, drop=True).copy()
-    elpd_i[:] = -(logsumexp(-flat, axis=0) - np.log(flat.shape[0]))
-    elpd_i[~constant] = result.elpd_i.values
-    pareto_k = xr.zeros_like(elpd_i)
-    pareto_k[~constant] = result.pareto_k.values
-    n = elpd_i.size
-    result.elpd_i, result.pareto_k = elpd_i, pareto_k
-    result.elpd = float(elpd_i.sum())
-    result.se = float(np.sqrt(n * np.var(elpd_i.values)))
-    result.n_data_points = n
+    log_weights = -ll - logsumexp(-ll.values, axis=(0, 1))  # raw weights; exact for constant cells
+    pareto_k = xr.zeros_like(ll.isel(chain=0, draw=0, drop=True))
+    if not constant.all():
+        varying = np.flatnonzero(~constant)
+        lw, k = ll.isel(cell=varying).azstats.psislw(r_eff=reff, dim=["chain", "draw"])
+        log_weights[..., varying] = lw.transpose("chain", "draw", "cell").values
+        pareto_k[varying] = k.values
+    return Psis(log_weights, pareto_k, reff)
+
+
+def loo(idata: xr.DataTree, weights: Psis | None = None) -> azs.ELPDData:
+    """Pointwise PSIS-LOO of one fit (log likelihood variable ``log_lik``), from ``weights`` when
+    they have been computed already (:func:`psis`)."""
+    weights = weights or psis(idata)
+    result = azs.loo(idata, pointwise=True, var_name="log_lik", reff=weights.reff,
+                     log_weights=weights.log_weights, pareto_k=weights.pareto_k)
+    result.log_weights = None  # compare keeps every model's result; the weights are as large as log_lik
     return result
 
 
@@ -90,13 +106,15 @@ def reloo(result: azs.ELPDData, fit_heldout: Callable[[np.ndarray], xr.DataTree]
 
 def loo_compare(fits: Mapping[str, xr.DataTree],
                 refit: Mapping[str, Callable[[np.ndarray], xr.DataTree]] | None = None,
-                weights: np.ndarray | None = None, max_refits: int = 0) -> pd.DataFrame:
+                weights: np.ndarray | None = None, max_refits: int = 0,
+                loos: Mapping[str, azs.ELPDData] | None = None) -> pd.DataFrame:
     """Rank models by elpd_loo with standard errors, stacking weights and Pareto-k counts.
 
     Returns one row per model (best first) with ArviZ's columns (``elpd_diff`` is this model's
     elpd minus the best one's, so <= 0; ``p_worse``, ``diag_diff``, ``diag_elpd``) renamed to
     ``elpd_loo`` and ``p_loo``, plus ``diff_over_dse`` (how many standard errors below the best),
-    ``n_high_k`` (cells with Pareto k above ``good_k``) and ``good_k``.
+    ``n_high_k`` (cells with Pareto k above ``good_k``) and ``good_k``. ``loos`` gives models'
+    :func:`loo` results already computed (the rest are computed here).
     """
     if not fits:
         raise ValueError("no fits to compare")
@@ -106,7 +124,7 @@ def loo_compare(fits: Mapping[str, xr.DataTree],
         # A fit that failed its diagnostics can make the Pareto fit overflow; its row then shows
         # the damage (elpd, n_high_k) and the diagnostics table says why, so no numpy noise.
         warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"arviz_stats\.")
-        loos = {name: loo(dt) for name, dt in fits.items()}
+        loos = {name: loos[name] if loos and name in loos else loo(dt) for name, dt in fits.items()}
     methods = {name: "PSIS" for name in loos}
     for name in loos:
         if refit and name in refit and weights is not None:

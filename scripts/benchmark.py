@@ -2,8 +2,10 @@
 """Benchmarks of horizon-zoo on this machine: prints tables and writes docs/benchmarks.md.
 
 Sections (``--sections``, comma-separated; each one's results are kept in
-``docs/benchmark-results/<section>.json`` so sections can be run at different times, and
-docs/benchmarks.md is rebuilt from all of them with the command that produced each):
+``docs/benchmark-results/<section>.json`` (fits and compare: ``<section>_<dataset>[_thin<K>].json``,
+and a fits run replaces only the rows of the models it measured) so sections can be run at
+different times, and docs/benchmarks.md is rebuilt from all of them with the commands that
+produced each):
 
   fits       every model on every dataset, each fit in a fresh process: compile time (cached),
              warmup + sampling time, min bulk ESS per second, divergences, R-hat, total wall time
@@ -25,7 +27,7 @@ Needs the bench extras: pip install -e ".[bench]" (scikit-learn, psutil).
 
 Examples:
   python scripts/benchmark.py --sections fits --datasets metr,cyber
-  python scripts/benchmark.py --sections fits --datasets scaleup --models logistic,weibull
+  python scripts/benchmark.py --sections fits --datasets scaleup --models logistic,weibull --thin 4
   python scripts/benchmark.py --sections bernoulli,bootstrap --datasets metr
 """
 
@@ -57,7 +59,11 @@ REPORT = REPO / "docs" / "benchmarks.md"
 DATASETS = {"default": None, "metr": SHARED / "metr-early" / "all_runs.jsonl",
             "cyber": SHARED / "cyber-horizons" / "all_runs.jsonl", "scaleup": "scaleup"}
 SCALEUP = {"agents": 40, "tasks": 500, "families": 100, "runs": 8, "seed": 7}
+DATASET_NOTES = {"scaleup": f"Scale-up: {SCALEUP['agents']} agents x {SCALEUP['tasks']} tasks in {SCALEUP['families']} "
+                 f"families x {SCALEUP['runs']} runs = {SCALEUP['agents'] * SCALEUP['tasks'] * SCALEUP['runs']:,} "
+                 f"runs in {SCALEUP['agents'] * SCALEUP['tasks']:,} cells (synthetic_runs, seed {SCALEUP['seed']})."}
 SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "sbc")
+PER_DATASET = ("fits", "compare")  # one result file per dataset, so datasets can be measured at different times
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -389,22 +395,40 @@ def write_report() -> None:
              if not (section == "bootstrap" and p.stem == "bootstrap_agents")]
     for path in paths:
         stored = json.loads(path.read_text())
-        section, _, dataset = path.stem.partition("_") if path.stem.startswith("fits_") else (path.stem, "", "")
+        section, dataset = _section_of(path.stem)
         parts.append(f"## {TITLES[section]}{': ' + dataset if dataset else ''}\n")
-        parts.append(f"`{stored['command']}`  \n{stored['when']}; {stored['machine']}\n")
+        sampler = f"; {stored['sampler']}" if stored.get("sampler") else ""
+        commands = "  \n".join(f"`{c}`" for c in stored.get("commands", [stored["command"]]))
+        parts.append(f"{commands}  \n{stored['when']}; {stored['machine']}{sampler}\n")
         if stored.get("note"):
             parts.append(stored["note"] + "\n")
         parts.append(_markdown(pd.DataFrame(stored["rows"])))
     REPORT.write_text("\n".join(parts))
 
 
-def store(section: str, table: pd.DataFrame, command: str, note: str = "") -> None:
+def _section_of(stem: str) -> tuple[str, str]:
+    """(section, dataset) of a result file's stem: 'fits_metr' -> ('fits', 'metr')."""
+    section, _, dataset = stem.partition("_")
+    return (section, dataset) if section in PER_DATASET else (stem, "")
+
+
+def store(section: str, table: pd.DataFrame, command: str, note: str = "", sampler: str = "") -> None:
+    """Write a section's results; per-model fits replace only their own models' rows, so models can be
+    measured one command at a time (each command is listed)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{section}.json"
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    (RESULTS / f"{section}.json").write_text(json.dumps(
-        {"command": command, "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine,
-         "note": note, "rows": json.loads(table.to_json(orient="records"))}, indent=1) + "\n")
-    print(f"\n## {TITLES[section.split('_')[0] if section.startswith('fits_') else section]}\n\n{_markdown(table)}")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows = json.loads(table.assign(measured=when).to_json(orient="records"))
+    commands = [command]
+    if section.startswith("fits_") and path.is_file() and "model" in table:
+        before = json.loads(path.read_text())
+        rows = sorted([r for r in before["rows"] if r.get("model") not in set(table["model"])] + rows,
+                      key=lambda r: r.get("model", ""))
+        commands = [c for c in before.get("commands", [before["command"]]) if c != command] + commands
+    path.write_text(json.dumps({"command": " ; ".join(commands), "commands": commands, "when": when,
+                                "machine": machine, "sampler": sampler, "note": note, "rows": rows}, indent=1) + "\n")
+    print(f"\n## {TITLES[_section_of(section)[0]]}\n\n{_markdown(table)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -415,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--thin", type=int, default=1, help="keep every THIN-th draw (default: 1)")
     parser.add_argument("--seed", type=int, default=20250319)
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     parser.add_argument("--sims", type=int, default=100, help="SBC simulations per model (default: 100)")
@@ -424,26 +449,31 @@ def main(argv: list[str] | None = None) -> int:
 
     models = sorted(discover()) if args.models == "all" else args.models.split(",")
     datasets = args.datasets.split(",")
-    settings = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws, "seed": args.seed}
+    settings = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws, "seed": args.seed,
+                "thin": args.thin}
+    sampler = (f"{args.chains} chains x {args.warmup} warmup + {args.draws} draws"
+               + (f", thinned by {args.thin}" if args.thin > 1 else ""))
     command = "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    run_section = {"fits": lambda dataset: section_fits(models, [dataset], settings),
+                   "compare": lambda dataset: section_compare([dataset], settings)}
     for section in args.sections.split(","):
-        if section == "fits":  # one result file per dataset, so datasets can be measured at different times
+        if section in PER_DATASET:
             for dataset in datasets:
-                store(f"fits_{Path(dataset).stem if dataset not in DATASETS else dataset}",
-                      section_fits(models, [dataset], settings), command)
+                # thinned runs are kept beside the unthinned ones rather than replacing them
+                thinned = f"_thin{args.thin}" if args.thin > 1 else ""
+                store(f"{section}_{Path(dataset).stem if dataset not in DATASETS else dataset}{thinned}",
+                      run_section[section](dataset), command, note=DATASET_NOTES.get(dataset, ""), sampler=sampler)
         elif section == "cold":
             store("cold", section_cold(models), command)
         elif section == "bernoulli":
-            store("bernoulli", section_bernoulli(datasets, settings), command)
+            store("bernoulli", section_bernoulli(datasets, settings), command, sampler=sampler)
         elif section == "bootstrap":
             summary, agents = section_bootstrap(datasets, settings, args.boot)
             store("bootstrap", summary, command, note="Bayesian time includes sampling (4 chains), GQs and the "
-                  "horizon table, with the program already compiled.")
+                  "horizon table, with the program already compiled.", sampler=sampler)
             store("bootstrap_agents", agents[["dataset", "agent", "median_min", "lo95_min", "hi95_min",
                                               "boot_median_min", "boot_lo95_min", "boot_hi95_min",
-                                              "boot_off_scale", "intervals_overlap"]], command)
-        elif section == "compare":
-            store("compare", section_compare(datasets, settings), command)
+                                              "boot_off_scale", "intervals_overlap"]], command, sampler=sampler)
         elif section == "sbc":
             store("sbc", section_sbc(models, args.sims, args.jobs), command,
                   note=f"Design: the embedded dataset cut to 6 agents x 40 tasks; 2 chains x 500 draws per fit, "

@@ -74,6 +74,46 @@ def test_inference_data_layout_is_the_contract(backend, tmp_path):
 
 
 @stan
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_thinned_fit_keeps_every_thin_th_draw(backend, tmp_path):
+    data = load_runs(make_runs(n_agents=2, n_tasks=4))
+    settings = SamplerSettings(chains=2, warmup=100, draws=101, seed=5, thin=4)
+    fit = fit_model(resolve("logistic"), data, settings=settings, backend=backend, out_dir=tmp_path,
+                    progress=False)
+    assert settings.kept_draws == 26  # iterations 0, 4, ..., 100
+    for group, name in [("posterior", "alpha"), ("log_likelihood", "log_lik"),
+                        ("posterior_predictive", "y_rep"), ("sample_stats", "diverging")]:
+        assert fit.idata[group][name].sizes["draw"] == 26, group
+    assert fit.info["settings"]["thin"] == 4
+    # a fit with other thinning is not reused as this one
+    from horizon_zoo.api import _matching_fit
+    assert _matching_fit(tmp_path, resolve("logistic"), data, settings) is not None
+    assert _matching_fit(tmp_path, resolve("logistic"), data, SamplerSettings(chains=2, warmup=100, draws=101,
+                                                                              seed=5)) is None
+
+
+def test_thinning_is_validated_and_left_out_of_unthinned_settings():
+    with pytest.raises(ValueError, match="thin"):
+        SamplerSettings(thin=0)
+    # fits and caches written before thinning existed carry no 'thin' and must still match
+    assert "thin" not in SamplerSettings().as_dict()
+    assert SamplerSettings(draws=1000, thin=3).kept_draws == 334
+
+
+def test_large_pointwise_output_warns_with_a_thinning_that_fits(caplog):
+    from horizon_zoo.backends import LARGE_POINTWISE_OUTPUT, _warn_if_pointwise_output_large
+
+    cells = 20_000  # the 160,000-run scale-up: 2 x 20,000 x 4,000 values, 3.2 times the limit
+    with caplog.at_level("WARNING", logger="horizon_zoo"):
+        _warn_if_pointwise_output_large("logistic", cells, SamplerSettings(), "pystan")
+    assert "--thin 4" in caplog.text and "20,000 cells" in caplog.text and "PyStan" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="horizon_zoo"):
+        _warn_if_pointwise_output_large("logistic", cells, SamplerSettings(thin=4), "pystan")
+    assert 2 * cells * 4 * 250 <= LARGE_POINTWISE_OUTPUT and caplog.text == ""
+
+
+@stan
 def test_same_seed_gives_identical_draws():
     data = load_runs(make_runs())
     settings = SamplerSettings(chains=2, warmup=100, draws=50, seed=11)

@@ -163,6 +163,8 @@ HOSTILE_COMMANDS = [
                                                    "--values", _file(t, "v.json", "{alpha: 1")], 2, ["v.json", "JSON"]),
     ("new model with a bad name", lambda t: ["--models-dir", str(t), "new-model", "My Model"], 3, ["My Model"]),
     ("unknown weights scheme", lambda t: ["fit", "--model", "logistic", "--weights", "heavy"], 2, ["--weights"]),
+    ("thinning of zero", lambda t: ["fit", "--model", "logistic", "--thin", "0"], 2,
+     ["invalid sampler setting", "thin"]),
 ]
 
 

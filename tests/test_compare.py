@@ -78,3 +78,38 @@ def test_high_k_cells_are_refitted_exactly_up_to_the_limit():
     assert table.loc[0, "elpd_loo"] == pytest.approx(psis_only.loc[0, "elpd_loo"] - psis_cell0 - 3.0)
     over = loo_compare({"m": fit}, refit={"m": heldout}, weights=weight, max_refits=0)
     assert "exceed --reloo-max 0" in over.loc[0, "loo_method"] and len(refits) == 1
+
+
+def test_one_psis_per_fit_serves_loo_and_loo_pit_as_arviz_computes_them():
+    import arviz_stats as azs
+    import xarray as xr
+
+    from horizon_zoo.checks import loo_pit_and_k
+    from horizon_zoo.compare import psis
+
+    rng = np.random.default_rng(5)
+    true_p = rng.uniform(0.1, 0.9, 120)
+    y = rng.binomial(8, true_p)
+    fit = fake_loglik_fit(true_p, true_p, y, 8, 6)
+    p = fit["posterior"]["p"].values
+    fit = azb.from_dict({"posterior": {"p": p, "p_curve": p[..., :6].reshape(2, 400, 2, 3)},
+                         "log_likelihood": {"log_lik": fit["log_likelihood"]["log_lik"].values},
+                         "posterior_predictive": {"y_rep": rng.binomial(8, p)},
+                         "observed_data": {"n_success": y}},
+                        dims={"p": ["cell"], "p_curve": ["agent", "grid"], "log_lik": ["cell"], "y_rep": ["cell"],
+                              "n_success": ["cell"]})
+    weights = psis(fit)
+    shared, own = loo(fit, weights), azs.loo(fit, pointwise=True, var_name="log_lik")
+    np.testing.assert_allclose(shared.elpd_i.values, own.elpd_i.values, rtol=1e-12)
+    np.testing.assert_allclose(shared.pareto_k.values, own.pareto_k.values, rtol=1e-12)
+    pit, k = loo_pit_and_k(fit, seed=1, weights=weights)
+    np.testing.assert_array_equal(k, weights.pareto_k.values)
+    # ArviZ's own PSIS inside loo_pit (same posterior, so the same relative efficiency)
+    view = xr.DataTree.from_dict({"posterior": fit["posterior"].to_dataset(),
+                                  "posterior_predictive": xr.Dataset({"y": fit["posterior_predictive"]["y_rep"]}),
+                                  "log_likelihood": xr.Dataset({"y": fit["log_likelihood"]["log_lik"]}),
+                                  "observed_data": xr.Dataset({"y": fit["observed_data"]["n_success"]})})
+    np.testing.assert_allclose(pit, azs.loo_pit(view, var_names="y", random_state=1)["y"].values, rtol=1e-10)
+    # precomputed results are used as given
+    table = loo_compare({"a": fit}, loos={"a": shared})
+    assert table.loc[0, "elpd_loo"] == shared.elpd
