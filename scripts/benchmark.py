@@ -348,7 +348,9 @@ def section_compare(datasets: list[str], settings: dict[str, Any]) -> pd.DataFra
         rows.append({"dataset": dataset, "models": len(result.fits), "wall_min": wall / 60,
                      "sum of sampling min": float(d["sample_s"].sum()) / 60,
                      "models failing diagnostics": int((d["verdict"] == "fail").sum()),
-                     "best model": str(result.loo.iloc[0]["model"])})
+                     "best model": str(result.loo.iloc[0]["model"]),
+                     "slowest samplers (s)": ", ".join(f"{m} {s:.0f}" for m, s in
+                                                       d.set_index("model")["sample_s"].nlargest(3).items())})
     return pd.DataFrame(rows)
 
 
@@ -385,11 +387,49 @@ TITLES = {"fits": "Fits: time, ESS/s, memory per model and dataset",
           "sbc": "Simulation-based calibration"}
 
 
+# The performance targets (issue 7), checked against whatever results are stored.
+COMPARE_MAX_MIN = 10
+SCALEUP_MAX_S, SCALEUP_MAX_GIB, SCALEUP_MIN_ESS = 15 * 60, 4, 400
+
+
+def targets_table() -> pd.DataFrame:
+    """One row per stored measurement that a target speaks about, with whether it meets it."""
+    rows = []
+    for path in sorted(RESULTS.glob("compare_*.json")):
+        for r in json.loads(path.read_text())["rows"]:
+            rows.append({"target": f"full compare under {COMPARE_MAX_MIN} min", "measured on": r["dataset"],
+                         "result": f"{r['wall_min']:.1f} min", "met": r["wall_min"] < COMPARE_MAX_MIN})
+    for path in sorted(RESULTS.glob("fits_scaleup*.json")):
+        stored = json.loads(path.read_text())
+        for r in stored["rows"]:
+            if "wall_s" not in r:  # a fit that failed
+                rows.append({"target": "scale-up fit", "measured on": f"{r['model']} ({path.stem})",
+                             "result": r.get("error", "failed"), "met": False})
+                continue
+            met = r["wall_s"] < SCALEUP_MAX_S and r["peak_mem_gib"] < SCALEUP_MAX_GIB \
+                and r["min_ess_bulk"] >= SCALEUP_MIN_ESS
+            rows.append({"target": f"scale-up: < {SCALEUP_MAX_S // 60} min, < {SCALEUP_MAX_GIB} GiB, "
+                                   f"ESS >= {SCALEUP_MIN_ESS}",
+                         "measured on": f"{r['model']} ({stored.get('sampler')})",
+                         "result": f"{r['wall_s'] / 60:.1f} min, {r['peak_mem_gib']:.2f} GiB, ESS {r['min_ess_bulk']:.0f}",
+                         "met": met})
+    if (RESULTS / "bootstrap.json").is_file():
+        for r in json.loads((RESULTS / "bootstrap.json").read_text())["rows"]:
+            rows.append({"target": "logistic p50 intervals faster than the 1,000-resample bootstrap",
+                         "measured on": r["dataset"], "result": f"{r['speed-up']:.1f}x faster",
+                         "met": r["speed-up"] > 1})
+    return pd.DataFrame(rows)
+
+
 def write_report() -> None:
     parts = ["# Benchmarks\n",
              "Written by `scripts/benchmark.py` (run it again to refresh; each section below gives the command "
              "that produced it). Machine: see each section's header line. Sampling times are wall-clock with "
              "4 chains sharing the machine's cores unless stated.\n"]
+    targets = targets_table()
+    if not targets.empty:
+        parts += ["## Targets\n", "Each stored measurement that a performance target speaks about "
+                  "(the sections below give the details).\n", _markdown(targets)]
     paths = [p for section in (*SECTIONS, "bootstrap_agents")
              for p in sorted(RESULTS.glob(f"{section}.json")) + sorted(RESULTS.glob(f"{section}_*.json"))
              if not (section == "bootstrap" and p.stem == "bootstrap_agents")]
