@@ -1,0 +1,55 @@
+"""The benchmark script's bookkeeping: results merged per model, targets judged from them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("benchmark", REPO / "scripts" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(module, "REPORT", tmp_path / "benchmarks.md")
+    return module
+
+
+def _fit_row(model: str, wall_s: float, mem: float, ess: float) -> dict:
+    return {"model": model, "dataset": "scaleup", "wall_s": wall_s, "peak_mem_gib": mem, "min_ess_bulk": ess}
+
+
+def test_fits_of_one_model_replace_only_that_models_row(bench, capsys):
+    bench.store("fits_scaleup_thin4", pd.DataFrame([_fit_row("a", 100, 1, 500)]), "cmd a", sampler="thinned by 4")
+    bench.store("fits_scaleup_thin4", pd.DataFrame([_fit_row("b", 200, 2, 600)]), "cmd b", sampler="thinned by 4")
+    bench.store("fits_scaleup_thin4", pd.DataFrame([_fit_row("a", 300, 3, 700)]), "cmd a", sampler="thinned by 4")
+    stored = json.loads((bench.RESULTS / "fits_scaleup_thin4.json").read_text())
+    assert [(r["model"], r["wall_s"]) for r in stored["rows"]] == [("a", 300), ("b", 200)]
+    assert stored["commands"] == ["cmd b", "cmd a"]
+    # a section that is not per model is replaced whole
+    bench.store("compare_metr", pd.DataFrame([{"dataset": "metr", "wall_min": 9.0}]), "c1")
+    bench.store("compare_metr", pd.DataFrame([{"dataset": "metr", "wall_min": 8.0}]), "c2")
+    assert json.loads((bench.RESULTS / "compare_metr.json").read_text())["rows"][0]["wall_min"] == 8.0
+    capsys.readouterr()
+
+
+def test_targets_are_judged_from_the_stored_results(bench, capsys):
+    bench.store("fits_scaleup_thin4", pd.DataFrame([
+        _fit_row("fast", 600, 2.5, 700), _fit_row("slow", 1000, 2.5, 700),
+        _fit_row("heavy", 600, 4.5, 700), _fit_row("short", 600, 2.5, 399)]), "cmd", sampler="thinned by 4")
+    bench.store("compare_cyber", pd.DataFrame([{"dataset": "cyber", "wall_min": 33.4}]), "cmd")
+    bench.store("compare_metr", pd.DataFrame([{"dataset": "metr", "wall_min": 8.5}]), "cmd")
+    capsys.readouterr()
+    targets = bench.targets_table()
+    met = dict(zip(targets["measured on"], targets["met"], strict=True))
+    assert met == {"cyber": False, "metr": True, "fast (thinned by 4)": True, "slow (thinned by 4)": False,
+                   "heavy (thinned by 4)": False, "short (thinned by 4)": False}
+    bench.write_report()
+    report = bench.REPORT.read_text()
+    assert report.index("## Targets") < report.index("## Fits") and "33.4 min" in report
