@@ -411,7 +411,8 @@ def targets_table() -> pd.DataFrame:
             rows.append({"target": f"scale-up: < {SCALEUP_MAX_S // 60} min, < {SCALEUP_MAX_GIB} GiB, "
                                    f"ESS >= {SCALEUP_MIN_ESS}",
                          "measured on": f"{r['model']} ({stored.get('sampler')})",
-                         "result": f"{r['wall_s'] / 60:.1f} min, {r['peak_mem_gib']:.2f} GiB, ESS {r['min_ess_bulk']:.0f}",
+                         "result": f"{r['wall_s'] / 60:.1f} min, {r['peak_mem_gib']:.2f} GiB, ESS {r['min_ess_bulk']:.0f}"
+                                   f"; diagnostics {r['verdict']} (max R-hat {r['max_rhat']:.3f})",
                          "met": met})
     if (RESULTS / "bootstrap.json").is_file():
         for r in json.loads((RESULTS / "bootstrap.json").read_text())["rows"]:
