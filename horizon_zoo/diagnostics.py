@@ -31,6 +31,11 @@ class Diagnostics:
     draws: int
     verdict: str = "pass"
     problems: list[str] = field(default_factory=list)
+    # Where the worst values sit, e.g. "tau_shape" or "z_disc[task=t17]": the first thing to know
+    # when reparameterising a model that mixes slowly.
+    max_rhat_at: str = ""
+    min_ess_bulk_at: str = ""
+    min_ess_tail_at: str = ""
 
     def checks_made(self) -> dict[str, bool]:
         """Named booleans stored beside the draws, as posteriordb does."""
@@ -62,39 +67,52 @@ def diagnose(idata: xr.DataTree, parameters: list[str], max_treedepth: int) -> D
     """
     post = idata["posterior"].to_dataset()[parameters]
     chains, draws = post.sizes["chain"], post.sizes["draw"]
-    max_rhat = _worst(azs.rhat(post), np.nanmax) if chains > 1 else float("nan")
-    ess_bulk = _worst(azs.ess(post, method="bulk"), np.nanmin)
-    ess_tail = _worst(azs.ess(post, method="tail"), np.nanmin)
+    max_rhat, rhat_at = _worst(azs.rhat(post), np.nanargmax) if chains > 1 else (float("nan"), "")
+    ess_bulk, bulk_at = _worst(azs.ess(post, method="bulk"), np.nanargmin)
+    ess_tail, tail_at = _worst(azs.ess(post, method="tail"), np.nanargmin)
     stats = idata["sample_stats"].to_dataset()
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     hits = int((stats["tree_depth"] >= max_treedepth).sum()) if "tree_depth" in stats else 0
     ebfmi = float(np.min(azs.bfmi(idata).to_dataset()["energy"])) if "energy" in stats else float("nan")
-    diag = Diagnostics(max_rhat, ess_bulk, ess_tail, divergences, hits, ebfmi, chains * draws)
+    diag = Diagnostics(max_rhat, ess_bulk, ess_tail, divergences, hits, ebfmi, chains * draws,
+                       max_rhat_at=rhat_at, min_ess_bulk_at=bulk_at, min_ess_tail_at=tail_at)
     _judge(diag, chains)
     return diag
 
 
-def _worst(result: xr.Dataset | xr.DataTree, reducer: Any) -> float:
+def _worst(result: xr.Dataset | xr.DataTree, pick: Any) -> tuple[float, str]:
+    """The worst value over every element of every variable (``pick`` is np.nanargmax or
+    np.nanargmin) and the element's label, ``name[dim=coordinate, ...]``."""
     ds = result.to_dataset() if isinstance(result, xr.DataTree) else result
-    values = [np.asarray(v.values, dtype=float).ravel() for v in ds.data_vars.values()]
-    flat = np.concatenate(values) if values else np.array([np.nan])
-    return float(reducer(flat)) if np.isfinite(flat).any() else float("nan")
+    candidates = []  # each variable's worst element: (value, variable, index)
+    for var in ds.data_vars.values():
+        values = np.asarray(var.values, dtype=float)
+        if np.isfinite(values).any():
+            index = np.unravel_index(int(pick(values)), values.shape)
+            candidates.append((float(values[index]), var, index))
+    if not candidates:
+        return float("nan"), ""
+    value, var, index = candidates[int(pick([c[0] for c in candidates]))]
+    where = ", ".join(f"{dim}={var[dim].values[i]}" if dim in var.coords else f"{dim}={i}"
+                      for dim, i in zip(var.dims, index, strict=True))
+    return value, f"{var.name}[{where}]" if where else str(var.name)
 
 
 def _judge(diag: Diagnostics, chains: int) -> None:
     fail, warn = [], []
     if np.isfinite(diag.max_rhat):
         if diag.max_rhat >= RHAT_FAIL:
-            fail.append(f"R-hat {diag.max_rhat:.3f} >= {RHAT_FAIL}")
+            fail.append(f"R-hat {diag.max_rhat:.3f} >= {RHAT_FAIL} ({diag.max_rhat_at})")
         elif diag.max_rhat >= RHAT_PASS:
-            warn.append(f"R-hat {diag.max_rhat:.3f} >= {RHAT_PASS}")
-    for label, value in (("bulk", diag.min_ess_bulk), ("tail", diag.min_ess_tail)):
+            warn.append(f"R-hat {diag.max_rhat:.3f} >= {RHAT_PASS} ({diag.max_rhat_at})")
+    for label, value, at in (("bulk", diag.min_ess_bulk, diag.min_ess_bulk_at),
+                             ("tail", diag.min_ess_tail, diag.min_ess_tail_at)):
         if not np.isfinite(value):
             continue
         if value < ESS_FAIL:
-            fail.append(f"{label} ESS {value:.0f} < {ESS_FAIL}")
+            fail.append(f"{label} ESS {value:.0f} < {ESS_FAIL} ({at})")
         elif value < ESS_PER_CHAIN_PASS * chains:
-            warn.append(f"{label} ESS {value:.0f} < {ESS_PER_CHAIN_PASS * chains}")
+            warn.append(f"{label} ESS {value:.0f} < {ESS_PER_CHAIN_PASS * chains} ({at})")
     if diag.divergences:
         fail.append(f"{diag.divergences} divergent transitions")
     if diag.treedepth_hits:

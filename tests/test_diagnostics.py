@@ -38,3 +38,27 @@ def test_divergences_fail_and_treedepth_warns():
     assert d.verdict == "fail" and d.divergences == 3
     d = diagnose(fake_fit(), ["mu"], max_treedepth=3)
     assert d.verdict == "warn" and d.treedepth_hits == 4000
+
+
+def test_the_worst_element_is_named_by_its_coordinate():
+    rng = np.random.default_rng(1)
+    chains, draws = 4, 1000
+
+    def fit(separated: bool, ar: float):
+        theta = rng.normal(size=(chains, draws, 3))
+        if separated:  # only agent "b" has separated chains
+            theta[:, :, 1] += 2.0 * np.arange(chains)[:, None]
+        sigma = np.zeros((chains, draws))
+        for i in range(1, draws):
+            sigma[:, i] = ar * sigma[:, i - 1] + rng.normal(size=chains)
+        idata = azb.from_dict({"posterior": {"theta": theta, "sigma": sigma},
+                               "sample_stats": {"diverging": np.zeros((chains, draws), dtype=bool)}},
+                              dims={"theta": ["agent"]}, coords={"agent": ["a", "b", "c"]})
+        return diagnose(idata, ["theta", "sigma"], max_treedepth=10)
+
+    d = fit(separated=True, ar=0.0)
+    assert d.max_rhat_at == "theta[agent=b]" and d.min_ess_bulk_at == "theta[agent=b]"
+    assert any(p.startswith("R-hat") and p.endswith("(theta[agent=b])") for p in d.problems)
+    d = fit(separated=False, ar=0.9)  # AR(1) draws: bulk ESS ~200 of 4000, every theta ~4000
+    assert d.min_ess_bulk_at == "sigma" and d.max_rhat_at == "sigma"
+    assert any(p.startswith("bulk ESS") and p.endswith("(sigma)") for p in d.problems)
