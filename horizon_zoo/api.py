@@ -31,7 +31,7 @@ from horizon_zoo.compare import WEIGHTED_ELPD_NOTE, loo_compare
 from horizon_zoo.contract import default_grid
 from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO, RunData, Weights, load_runs
 from horizon_zoo.errors import DataError, HorizonZooError
-from horizon_zoo.fit import Fit, fit_model
+from horizon_zoo.fit import Fit, fit_model, settings_for
 from horizon_zoo.horizons import DEFAULT_QS, horizon_table, wide_horizon_table
 from horizon_zoo.registry import ZooModel, discover, resolve
 from horizon_zoo.release_dates import match_release_dates, read_release_dates
@@ -396,12 +396,14 @@ def _models_the_data_can_feed(zoo: list[ZooModel], data: RunData, *, explicit: b
 
 
 def diagnostics_table(fits: dict[str, Fit]) -> pd.DataFrame:
-    """One row per model: verdict, worst R-hat / ESS, divergences, tree depth, E-BFMI, time."""
+    """One row per model: verdict, worst R-hat / ESS and where they sit, divergences, tree depth,
+    E-BFMI, time."""
     rows = []
     for name, f in fits.items():
         d = f.diagnostics
-        rows.append({"model": name, "verdict": d.verdict, "max_rhat": d.max_rhat,
-                     "min_ess_bulk": d.min_ess_bulk, "min_ess_tail": d.min_ess_tail,
+        rows.append({"model": name, "verdict": d.verdict, "max_rhat": d.max_rhat, "max_rhat_at": d.max_rhat_at,
+                     "min_ess_bulk": d.min_ess_bulk, "min_ess_bulk_at": d.min_ess_bulk_at,
+                     "min_ess_tail": d.min_ess_tail,
                      "divergences": d.divergences, "treedepth_hits": d.treedepth_hits,
                      "min_ebfmi": d.min_ebfmi, "sample_s": f.info["timings"].get("sample_s"),
                      "problems": "; ".join(d.problems)})
@@ -657,8 +659,7 @@ def _matching_fit(fits_dir: Path, model: ZooModel, data: RunData, settings: Samp
             or info.get("data_fingerprint") != data.fingerprint()):
         return None
     if settings is not None:
-        effective = dataclasses.replace(settings, adapt_delta=max(settings.adapt_delta, model.min_adapt_delta))
-        if info.get("settings") != effective.as_dict():
+        if info.get("settings") != settings_for(model, settings).as_dict():
             return None
     return idata, info
 

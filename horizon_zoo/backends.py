@@ -342,7 +342,7 @@ def _sample_pystan(
     _stop_httpstan_workers_at_exit()
     cached = _pystan_is_compiled(model.code)
     if not cached:
-        _say(f"compiling {model.name} with PyStan (first time only, about a minute)", progress)
+        _say(f"compiling {model.name} with PyStan (first time only, under a minute)", progress)
     start = time.perf_counter()
     try:
         # The C++ compiler writes pages of warnings straight to file descriptor 2.

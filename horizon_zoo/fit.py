@@ -38,6 +38,11 @@ class Fit:
     info: dict[str, Any]
 
 
+def settings_for(model: ZooModel, settings: SamplerSettings) -> SamplerSettings:
+    """The settings ``model`` is sampled with: adapt_delta raised to its header's minimum."""
+    return replace(settings, adapt_delta=max(settings.adapt_delta, model.min_adapt_delta))
+
+
 def fit_model(
     model: ZooModel,
     run_data: RunData,
@@ -53,9 +58,7 @@ def fit_model(
 
     ``inits`` optionally gives one dict of initial values per chain.
     """
-    settings = settings or SamplerSettings()
-    if model.min_adapt_delta > settings.adapt_delta:
-        settings = replace(settings, adapt_delta=model.min_adapt_delta)
+    settings = settings_for(model, settings or SamplerSettings())
     data = stan_data(run_data, grid)
     if "release_year" in model.info.get("inputs", {}) and "release_year" not in data:
         undated = [a for a in run_data.agents if a not in (run_data.release_dates or {})]
