@@ -2,8 +2,8 @@
 """Benchmarks of horizon-zoo on this machine: prints tables and writes docs/benchmarks.md.
 
 Sections (``--sections``, comma-separated; each one's results are kept in
-``docs/benchmark-results/<section>.json`` (fits and compare: ``<section>_<dataset>[_thin<K>].json``,
-and a fits run replaces only the rows of the models it measured) so sections can be run at
+``docs/benchmark-results/<section>.json`` (fits, gq and compare: ``<section>_<dataset>[_thin<K>].json``,
+and a fits, gq, cold or sbc run replaces only the rows of the models it measured) so sections can be run at
 different times, and docs/benchmarks.md is rebuilt from all of them with the commands that
 produced each):
 
@@ -17,6 +17,9 @@ produced each):
              regression per agent with 1,000 hierarchical bootstrap resamples (families, tasks
              within families, runs within tasks) in scikit-learn; and whether the intervals agree
   compare    wall time of a full `compare` (all zoo models, cell PSIS-LOO, checks, report)
+  gq         sampling time of each model with its generated quantities block removed (same data,
+             settings and backend as `fits`): what the pointwise outputs (log_lik, y_rep, one per
+             cell per draw) and the curves cost; under PyStan every value travels as JSON
   sbc        simulation-based calibration of every model (cached simulations; see `horizon-zoo sbc`)
 
 Datasets (``--datasets``): default (embedded), metr (../shared/data/metr-early), cyber
@@ -67,8 +70,9 @@ DATASET_NOTES = {"scaleup": f"Scale-up: {SCALEUP['agents']} agents x {SCALEUP['t
                  "gradient, dominate time and memory at this size (unthinned, logistic needed 9.2 GiB). With "
                  "250 draws per chain R-hat is noisier; where it is 1.01-1.015 ('warn'), more draws at a "
                  "higher thinning (--draws 2000 --thin 8) keep the same output."}
-SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "sbc")
-PER_DATASET = ("fits", "compare")  # one result file per dataset, so datasets can be measured at different times
+SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc")
+MERGED_PER_MODEL = ("fits", "gq", "cold", "sbc")  # one row per model: a run replaces its models' rows only
+PER_DATASET = ("fits", "compare", "gq")  # one result file per dataset, so datasets can be measured at different times
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -159,8 +163,8 @@ def fit_worker(model_name: str, dataset: str, settings: dict[str, Any], bernoull
         data = per_run(data)
     model = resolve(model_name)
     start = time.perf_counter()
-    with PeakMemory() as memory:
-        fit = fit_model(model, data, settings=SamplerSettings(**settings), progress=False)
+    with PeakMemory() as memory:  # with the sampler's progress bar: a fit can take half an hour
+        fit = fit_model(model, data, settings=SamplerSettings(**settings), progress=True)
     wall = time.perf_counter() - start
     t, d = fit.info["timings"], fit.diagnostics
     post = fit.idata["posterior"]
@@ -172,9 +176,37 @@ def fit_worker(model_name: str, dataset: str, settings: dict[str, Any], bernoull
     return {"model": model_name, "dataset": dataset, "cells": int(len(data.cells)), "runs": int(len(data.runs)),
             "compile_s": t.get("compile_s"), "compile_cached": bool(t.get("compile_cached")),
             "sample_s": t.get("sample_s"), "wall_s": wall, "min_ess_bulk": d.min_ess_bulk,
+            "min_ess_bulk_at": d.min_ess_bulk_at,
             "ess_per_s": d.min_ess_bulk / t["sample_s"] if t.get("sample_s") else None, "divergences": d.divergences,
-            "max_rhat": d.max_rhat, "verdict": d.verdict, "peak_mem_gib": memory.peak / 2**30,
+            "max_rhat": d.max_rhat, "max_rhat_at": d.max_rhat_at, "verdict": d.verdict,
+            "peak_mem_gib": memory.peak / 2**30,
             "adapt_delta": fit.info["settings"]["adapt_delta"], "posterior": summary}
+
+
+def without_gq(model: Any) -> Any:
+    """``model`` with its generated quantities block cut off (the last block of a Stan program)."""
+    import re
+
+    from horizon_zoo.registry import program_info
+
+    code = re.split(r"^generated quantities\s*\{", model.code, flags=re.MULTILINE)[0]
+    return dataclasses.replace(model, code=code, info=program_info(code, model.name))
+
+
+def without_gq_worker(model_name: str, dataset: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Sample one model with its generated quantities block cut off (runs in its own process)."""
+    from horizon_zoo.backends import SamplerSettings, sample
+    from horizon_zoo.contract import stan_data
+    from horizon_zoo.fit import settings_for
+    from horizon_zoo.registry import resolve
+
+    model = resolve(model_name)
+    with PeakMemory() as memory:
+        draws = sample(without_gq(model), stan_data(load_dataset(dataset)),
+                       settings_for(model, SamplerSettings(**settings)), progress=True)
+    return {"model": model_name, "dataset": dataset, "sample_s_without_gq": draws.timings["sample_s"],
+            "compile_s": draws.timings["compile_s"], "compile_cached": bool(draws.timings.get("compile_cached")),
+            "peak_mem_gib": memory.peak / 2**30}
 
 
 def cold_compile_worker(model_name: str) -> dict[str, Any]:
@@ -221,6 +253,24 @@ def section_fits(models: list[str], datasets: list[str], settings: dict[str, Any
             rows.append(r)
             print(f"  {r['wall_s']:.0f} s, min ESS/s {r['ess_per_s']:.1f}, {r['divergences']} div, "
                   f"{r['peak_mem_gib']:.2f} GiB", file=sys.stderr, flush=True)
+    return pd.DataFrame(rows)
+
+
+def section_gq(models: list[str], dataset: str, settings: dict[str, Any], sampler: str) -> pd.DataFrame:
+    """Sampling without the generated quantities, beside the full program's sampling time when
+    the fits section has measured it with the same sampler settings."""
+    fits_file = RESULTS / f"fits_{_dataset_label(dataset)}{_thin_suffix(settings)}.json"
+    fits = json.loads(fits_file.read_text()) if fits_file.is_file() else {}
+    full = {r["model"]: r.get("sample_s") for r in fits.get("rows", [])} if fits.get("sampler") == sampler else {}
+    rows = []
+    for model in models:
+        print(f"gq: {model} on {dataset} without generated quantities ...", file=sys.stderr, flush=True)
+        r = in_fresh_process(without_gq_worker, model, dataset, settings)
+        if full.get(model):
+            r["sample_s_full"] = full[model]
+            r["gq_share"] = 1 - r["sample_s_without_gq"] / full[model]
+        rows.append(r)
+        print(f"  {r['sample_s_without_gq']:.0f} s", file=sys.stderr, flush=True)
     return pd.DataFrame(rows)
 
 
@@ -376,6 +426,8 @@ def _markdown(frame: pd.DataFrame) -> str:
     from horizon_zoo.rundir import markdown_table
 
     def fmt(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return ""  # not measured, e.g. a column added after older rows were stored
         if isinstance(v, float):
             return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
         return v
@@ -389,7 +441,18 @@ TITLES = {"fits": "Fits: time, ESS/s, memory per model and dataset",
           "bootstrap": "Per-agent p50 intervals: Bayesian logistic vs METR's hierarchical bootstrap",
           "bootstrap_agents": "Per-agent comparison of the p50 intervals",
           "compare": "Full compare (all zoo models)",
+          "gq": "Sampling without the generated quantities (their cost)",
           "sbc": "Simulation-based calibration"}
+
+
+# How to read a section's table (rendered with every result file of the section).
+SECTION_NOTES = {
+    "gq": "Each model sampled with its generated quantities block cut off (the stripped program is "
+          "compiled first: compile_s), in a fresh process. sample_s_full is the fits section's "
+          "sampling time with the same sampler settings, gq_share = 1 - sample_s_without_gq / "
+          "sample_s_full: the share of sampling spent computing and handing over log_lik, y_rep "
+          "(one value per cell each) and the curves for every kept draw.",
+}
 
 
 # The performance targets (issue 7), checked against whatever results are stored.
@@ -451,10 +514,19 @@ def write_report() -> None:
         sampler = f"; {stored['sampler']}" if stored.get("sampler") else ""
         commands = "  \n".join(f"`{c}`" for c in stored.get("commands", [stored["command"]]))
         parts.append(f"{commands}  \n{stored['when']}; {stored['machine']}{sampler}\n")
-        if stored.get("note"):
-            parts.append(stored["note"] + "\n")
+        for note in (SECTION_NOTES.get(section), stored.get("note")):
+            if note:
+                parts.append(note + "\n")
         parts.append(_markdown(pd.DataFrame(stored["rows"])))
     REPORT.write_text("\n".join(parts))
+
+
+def _dataset_label(dataset: str) -> str:
+    return dataset if dataset in DATASETS else Path(dataset).stem
+
+
+def _thin_suffix(settings: dict[str, Any]) -> str:
+    return f"_thin{settings['thin']}" if settings.get("thin", 1) > 1 else ""
 
 
 def _section_of(stem: str) -> tuple[str, str]:
@@ -464,15 +536,15 @@ def _section_of(stem: str) -> tuple[str, str]:
 
 
 def store(section: str, table: pd.DataFrame, command: str, note: str = "", sampler: str = "") -> None:
-    """Write a section's results; per-model fits replace only their own models' rows, so models can be
-    measured one command at a time (each command is listed)."""
+    """Write a section's results; in the per-model sections (MERGED_PER_MODEL) a run replaces only its
+    own models' rows, so models can be measured one command at a time (each command is listed)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{section}.json"
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = json.loads(table.assign(measured=when).to_json(orient="records"))
     commands = [command]
-    if section.startswith("fits_") and path.is_file() and "model" in table:
+    if _section_of(section)[0] in MERGED_PER_MODEL and path.is_file() and "model" in table:
         before = json.loads(path.read_text())
         rows = sorted([r for r in before["rows"] if r.get("model") not in set(table["model"])] + rows,
                       key=lambda r: r.get("model", ""))
@@ -506,13 +578,13 @@ def main(argv: list[str] | None = None) -> int:
                + (f", thinned by {args.thin}" if args.thin > 1 else ""))
     command = "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     run_section = {"fits": lambda dataset: section_fits(models, [dataset], settings),
-                   "compare": lambda dataset: section_compare([dataset], settings)}
+                   "compare": lambda dataset: section_compare([dataset], settings),
+                   "gq": lambda dataset: section_gq(models, dataset, settings, sampler)}
     for section in args.sections.split(","):
         if section in PER_DATASET:
             for dataset in datasets:
                 # thinned runs are kept beside the unthinned ones rather than replacing them
-                thinned = f"_thin{args.thin}" if args.thin > 1 else ""
-                store(f"{section}_{Path(dataset).stem if dataset not in DATASETS else dataset}{thinned}",
+                store(f"{section}_{_dataset_label(dataset)}{_thin_suffix(settings)}",
                       run_section[section](dataset), command, note=DATASET_NOTES.get(dataset, ""), sampler=sampler)
         elif section == "cold":
             store("cold", section_cold(models), command)

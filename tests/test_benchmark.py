@@ -26,13 +26,18 @@ def _fit_row(model: str, wall_s: float, mem: float, ess: float) -> dict:
             "verdict": "pass", "max_rhat": 1.004}
 
 
-def test_fits_of_one_model_replace_only_that_models_row(bench, capsys):
+def test_results_of_one_model_replace_only_that_models_row(bench, capsys):
     bench.store("fits_scaleup_thin4", pd.DataFrame([_fit_row("a", 100, 1, 500)]), "cmd a", sampler="thinned by 4")
     bench.store("fits_scaleup_thin4", pd.DataFrame([_fit_row("b", 200, 2, 600)]), "cmd b", sampler="thinned by 4")
     bench.store("fits_scaleup_thin4", pd.DataFrame([_fit_row("a", 300, 3, 700)]), "cmd a", sampler="thinned by 4")
     stored = json.loads((bench.RESULTS / "fits_scaleup_thin4.json").read_text())
     assert [(r["model"], r["wall_s"]) for r in stored["rows"]] == [("a", 300), ("b", 200)]
     assert stored["commands"] == ["cmd b", "cmd a"]
+    # SBC of one more model keeps the others' rows
+    bench.store("sbc", pd.DataFrame([{"model": "a", "sims": 50}, {"model": "b", "sims": 50}]), "sbc all")
+    bench.store("sbc", pd.DataFrame([{"model": "b", "sims": 100}]), "sbc b")
+    stored = json.loads((bench.RESULTS / "sbc.json").read_text())
+    assert [(r["model"], r["sims"]) for r in stored["rows"]] == [("a", 50), ("b", 100)]
     # a section that is not per model is replaced whole
     bench.store("compare_metr", pd.DataFrame([{"dataset": "metr", "wall_min": 9.0}]), "c1")
     bench.store("compare_metr", pd.DataFrame([{"dataset": "metr", "wall_min": 8.0}]), "c2")
@@ -57,3 +62,26 @@ def test_targets_are_judged_from_the_stored_results(bench, capsys):
     bench.write_report()
     report = bench.REPORT.read_text()
     assert report.index("## Targets") < report.index("## Fits") and "33.4 min" in report
+
+
+def test_every_zoo_model_can_be_cut_to_its_sampling_part(bench):
+    from horizon_zoo.registry import discover
+
+    for name, model in discover().items():
+        bare = bench.without_gq(model)
+        assert not bare.info.get("generated quantities"), name
+        assert bare.info["parameters"] == model.info["parameters"], name
+        assert bare.info.get("transformed parameters") == model.info.get("transformed parameters"), name
+        assert len(bare.code) < len(model.code) and "log_lik" in model.code and "log_lik" not in bare.code, name
+
+
+def test_gq_rows_pair_with_fits_of_the_same_sampler_only(bench, monkeypatch):
+    monkeypatch.setattr(bench, "in_fresh_process", lambda fn, model, dataset, settings: {
+        "model": model, "dataset": dataset, "sample_s_without_gq": 30.0})
+    settings = {"chains": 4, "warmup": 1000, "draws": 1000, "seed": 1, "thin": 1}
+    bench.store("fits_cyber", pd.DataFrame([{"model": "a", "sample_s": 120.0}]), "cmd", sampler="4 x 1000")
+    paired = bench.section_gq(["a", "b"], "cyber", settings, sampler="4 x 1000")
+    assert paired.set_index("model").loc["a", "gq_share"] == pytest.approx(0.75)
+    assert pd.isna(paired.set_index("model").loc["b", "gq_share"])  # b has no full fit stored
+    other = bench.section_gq(["a"], "cyber", settings, sampler="4 x 500")
+    assert "gq_share" not in other
