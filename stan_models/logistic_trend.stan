@@ -12,6 +12,7 @@ source: >-
   arXiv:2503.14499 (the trend, there fitted by regression on point estimates); the joint
   hierarchical form is horizon-zoo's.
 keywords: [logistic, metr, trend, release-date, hierarchical]
+adapt_delta: 0.9
 parameters:
   trend_level: "log2 50% horizon in minutes of an agent released at the mean release date of the data"
   trend_slope: "doublings of the 50% horizon per year"
