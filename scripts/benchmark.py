@@ -387,7 +387,9 @@ def section_bootstrap(datasets: list[str], settings: dict[str, Any], n_boot: int
     return pd.DataFrame(summary), pd.concat(per_agent, ignore_index=True)
 
 
-def section_compare(datasets: list[str], settings: dict[str, Any]) -> pd.DataFrame:
+def section_compare(datasets: list[str], settings: dict[str, Any], keep: Path | None = None) -> pd.DataFrame:
+    """Time a full compare per dataset; with ``keep`` its run directory stays at keep/<dataset>
+    (the tables of stan_models/README.md are made from one), else it is thrown away."""
     from horizon_zoo import api
     from horizon_zoo.backends import SamplerSettings
 
@@ -395,9 +397,10 @@ def section_compare(datasets: list[str], settings: dict[str, Any]) -> pd.DataFra
     for dataset in datasets:
         data = load_dataset(dataset)
         print(f"compare: all models on {dataset} ...", file=sys.stderr, flush=True)
-        with tempfile.TemporaryDirectory() as out:
+        with tempfile.TemporaryDirectory() as scratch:
+            out = keep / _dataset_label(dataset) if keep else Path(scratch) / "run"
             start = time.perf_counter()
-            result = api.compare(data, settings=SamplerSettings(**settings), out=Path(out) / "run", progress=False)
+            result = api.compare(data, settings=SamplerSettings(**settings), out=out, progress=False)
             wall = time.perf_counter() - start
         d = result.diagnostics
         rows.append({"dataset": dataset, "models": len(result.fits), "wall_min": wall / 60,
@@ -567,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     parser.add_argument("--sims", type=int, default=100, help="SBC simulations per model (default: 100)")
     parser.add_argument("--jobs", type=int, default=2, help="SBC simulations in parallel (default: 2)")
+    parser.add_argument("--keep-runs", type=Path, metavar="DIR",
+                        help="keep each compare run directory as DIR/<dataset> (default: thrown away)")
     args = parser.parse_args(argv)
     from horizon_zoo.registry import discover
 
@@ -578,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
                + (f", thinned by {args.thin}" if args.thin > 1 else ""))
     command = "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     run_section = {"fits": lambda dataset: section_fits(models, [dataset], settings),
-                   "compare": lambda dataset: section_compare([dataset], settings),
+                   "compare": lambda dataset: section_compare([dataset], settings, args.keep_runs),
                    "gq": lambda dataset: section_gq(models, dataset, settings, sampler)}
     for section in args.sections.split(","):
         if section in PER_DATASET:
