@@ -68,7 +68,7 @@ DATASET_NOTES = {"scaleup": f"Scale-up: {SCALEUP['agents']} agents x {SCALEUP['t
                  "Each model in a fresh process with nothing else running; peak memory is the summed RSS of "
                  "the process tree. Thinning keeps 1,000 draws: log_lik and y_rep of every kept draw, not the "
                  "gradient, dominate time and memory at this size (unthinned, logistic needed 9.2 GiB). With "
-                 "250 draws per chain R-hat is noisier; where it is 1.01-1.015 ('warn'), more draws at a "
+                 "250 draws per chain R-hat is noisier; where it is 1.01-1.02 ('warn'), more draws at a "
                  "higher thinning (--draws 2000 --thin 8) keep the same output."}
 SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc")
 MERGED_PER_MODEL = ("fits", "gq", "cold", "sbc")  # one row per model: a run replaces its models' rows only
