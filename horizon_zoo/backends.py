@@ -57,10 +57,13 @@ class SamplerSettings:
     # Keep every thin-th draw. Generated quantities are computed and written only for kept draws,
     # and with thousands of cells log_lik and y_rep dominate both sampling time and memory.
     thin: int = 1
+    # Threads per chain for models that sum their likelihood with reduce_sum. Pays off only when
+    # cores outnumber chains: with 4 chains on 2 cores, one thread each already fills them.
+    threads_per_chain: int = 1
 
     def __post_init__(self) -> None:
-        if self.chains < 1 or self.draws < 1 or self.warmup < 0 or self.thin < 1:
-            raise ValueError("chains, draws and thin must be >= 1 and warmup >= 0")
+        if self.chains < 1 or self.draws < 1 or self.warmup < 0 or self.thin < 1 or self.threads_per_chain < 1:
+            raise ValueError("chains, draws, thin and threads_per_chain must be >= 1 and warmup >= 0")
         if not 0 < self.adapt_delta < 1:
             raise ValueError("adapt_delta must be in (0, 1)")
 
@@ -72,12 +75,17 @@ class SamplerSettings:
     def describe(self) -> str:
         """'4 chains x 1000 draws', with the thinning when there is any (for progress lines)."""
         kept = f"{self.chains} chains x {self.kept_draws} draws"
-        return kept if self.thin == 1 else f"{kept} (thinned by {self.thin} from {self.draws})"
+        if self.thin != 1:
+            kept += f" (thinned by {self.thin} from {self.draws})"
+        return kept if self.threads_per_chain == 1 else f"{kept}, {self.threads_per_chain} threads per chain"
 
     def as_dict(self) -> dict[str, Any]:
         settings = asdict(self)
-        if self.thin == 1:  # so fits and caches written before thinning existed still match
-            del settings["thin"]
+        # Defaults of later-added settings are left out, so fits and caches written before those
+        # settings existed still match.
+        for key in ("thin", "threads_per_chain"):
+            if settings[key] == 1:
+                del settings[key]
         return settings
 
 
@@ -181,7 +189,8 @@ def sample(
     data
         The contract's Stan data (see :func:`horizon_zoo.contract.stan_data`).
     settings
-        Chains, warmup, draws, seed, adapt_delta, max_treedepth.
+        Chains, warmup, draws, seed, adapt_delta, max_treedepth, thin, threads_per_chain (models
+        that declare ``grainsize`` sum their likelihood with ``reduce_sum`` when it is above 1).
     backend
         ``auto`` (CmdStanPy if CmdStan is installed, else PyStan), ``cmdstanpy`` or ``pystan``.
     inits
@@ -194,13 +203,22 @@ def sample(
         Show the backend's progress display on stderr.
     """
     name = resolve_backend(backend)
-    data = program_data(model, data)
+    data = program_data(model, {**data, "grainsize": grainsize(int(data["N"]), settings.threads_per_chain)})
     if inits is not None and len(inits) != settings.chains:
         raise ValueError(f"need one init per chain ({settings.chains}), got {len(inits)}")
     _warn_if_pointwise_output_large(model.name, int(data["N"]), settings, name)
     if name == "cmdstanpy":
         return _sample_cmdstanpy(model, data, settings, inits, fixed_param, output_dir, progress)
     return _sample_pystan(model, data, settings, inits, fixed_param, progress)
+
+
+def grainsize(cells: int, threads: int) -> int:
+    """Cells per ``reduce_sum`` slice: 0 (one call sums them all) for one thread, else four
+    slices per thread. Each slice copies the shared parameters onto its own autodiff stack, so
+    Stan's suggested grainsize 1 (as many slices as the scheduler likes) made irt_2pl and
+    agent_family_interaction, whose shared vectors have one entry per task or per agent and
+    family, slower with two threads than with one on cyber-horizons (0.9x)."""
+    return 0 if threads == 1 else -(-cells // (4 * threads))
 
 
 # Pointwise values (log_lik and y_rep, one per cell each) kept over all draws, above which a fit
@@ -358,6 +376,10 @@ def _sample_pystan(
     # PyStan prints its progress bar, then every informational message of every chain; keep the
     # bar and send the messages to the debug log.
     quiet = _ProgressOnly() if progress else contextlib.redirect_stderr(io.StringIO())
+    if settings.threads_per_chain not in (1, os.cpu_count()):
+        # httpstan never sizes Stan's TBB thread pool, so TBB uses what the machine offers.
+        log.warning("PyStan cannot set threads per chain: %s's reduce_sum (if it has one) uses all %s cores "
+                    "in each chain, not %d", model.name, os.cpu_count(), settings.threads_per_chain)
     kwargs: dict[str, Any] = {"num_chains": settings.chains, "num_samples": settings.draws,
                               "num_thin": settings.thin}
     if inits is not None:
@@ -420,7 +442,8 @@ def _sample_cmdstanpy(
 ) -> Draws:
     import cmdstanpy
 
-    build_dir = cache_dir() / "cmdstan" / f"{model.name}-{model.sha256[:16]}"
+    # Built with STAN_THREADS so that reduce_sum can use threads_per_chain (one build serves both).
+    build_dir = cache_dir() / "cmdstan" / f"{model.name}-{model.sha256[:16]}-threads"
     build_dir.mkdir(parents=True, exist_ok=True)
     stan_file = build_dir / f"{model.name}.stan"
     if not stan_file.exists():
@@ -431,7 +454,7 @@ def _sample_cmdstanpy(
         _say(f"compiling {model.name} with CmdStan (first time only)", progress)
     start = time.perf_counter()
     try:
-        compiled_model = cmdstanpy.CmdStanModel(stan_file=str(stan_file))
+        compiled_model = cmdstanpy.CmdStanModel(stan_file=str(stan_file), cpp_options={"STAN_THREADS": "true"})
     except Exception as exc:
         raise BackendError(f"CmdStan could not compile {model.name}: {exc}") from None
     compiled = time.perf_counter()
@@ -439,7 +462,8 @@ def _sample_cmdstanpy(
         fit = compiled_model.sample(
             data=_jsonable(data),
             chains=settings.chains,
-            parallel_chains=min(settings.chains, os.cpu_count() or 1),
+            parallel_chains=max(1, min(settings.chains, (os.cpu_count() or 1) // settings.threads_per_chain)),
+            threads_per_chain=settings.threads_per_chain,
             iter_warmup=settings.warmup,
             iter_sampling=settings.draws,
             thin=settings.thin,

@@ -100,6 +100,9 @@ def _add_sampler_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--thin", type=int, default=d.thin,
                    help="keep every THIN-th draw (default: %(default)s); with tens of thousands of cells the "
                    "pointwise log_lik and y_rep of every kept draw dominate time and memory")
+    g.add_argument("--threads-per-chain", type=int, default=d.threads_per_chain,
+                   help="threads per chain for the models that sum their likelihood with reduce_sum "
+                   "(default: %(default)s); worth it only when cores outnumber chains")
     g.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
     g.add_argument("--adapt-delta", type=float, default=d.adapt_delta,
                    help="target acceptance rate of NUTS adaptation (default: %(default)s)")
@@ -352,7 +355,7 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     try:
         settings = SamplerSettings(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                                    adapt_delta=args.adapt_delta, max_treedepth=args.max_treedepth,
-                                   thin=args.thin)
+                                   thin=args.thin, threads_per_chain=args.threads_per_chain)
     except ValueError as exc:
         raise HorizonZooError(f"invalid sampler setting: {exc}") from None
     data = api.load(args.runs, agents=args.agents, exclude_agents=args.exclude_agents,

@@ -63,6 +63,10 @@ OPTIONAL_DATA: tuple[Variable, ...] = (
     Variable("release_year", "vector[A] release_year", "real", ("agent",),
              "release date of each agent in decimal years (2024.5 is early July 2024); only models "
              "of the trend over release dates declare it (needs --release-dates)"),
+    Variable("grainsize", "int<lower=0> grainsize", "int", (),
+             "cells per `reduce_sum` slice when chains run with several threads "
+             "(`threads_per_chain` > 1); 0 sums the likelihood in one thread. Set by the backend "
+             "layer from the sampler settings, read only by the models that thread their likelihood"),
 )
 
 GENERATED: tuple[Variable, ...] = (

@@ -74,6 +74,31 @@ functions {
     vector[rows(mu)] log_p = fmin(-h * e[1] + log(exp(-h * (e - e[1])') * w), -1e-15);
     return log_p - log1m_exp(log_p);
   }
+  // Weighted likelihoods cannot use the vectorised lpmf, so the default (all weights 1) keeps it.
+  real binomial_logit_weighted(array[] int y, array[] int n, vector eta, vector w, int is_weighted) {
+    if (!is_weighted) return binomial_logit_lpmf(y | n, eta);
+    real lp = 0;
+    for (i in 1:size(y)) lp += w[i] * binomial_logit_lpmf(y[i] | n[i], eta[i]);
+    return lp;
+  }
+  vector cells_eta(int start, int end, array[] int agent, array[] int task, vector log_minutes_c,
+                   vector agent_c, real alpha, real tau_task, vector z_task, real sigma_obs,
+                   vector gh_x, vector gh_w) {
+    array[end - start + 1] int a = agent[start:end];
+    array[end - start + 1] int t = task[start:end];
+    return noisy_hazard_logit(agent_c[a] + alpha * log_minutes_c[t] + tau_task * z_task[t], sigma_obs, gh_x, gh_w);
+  }
+  // Log likelihood of cells start..end: reduce_sum's partial sum, and the whole sum in one call
+  // when grainsize is 0 (both paths share one likelihood).
+  real cells_log_lik(array[] int n_success, int start, int end, array[] int n_runs, vector weight,
+                     int is_weighted, array[] int agent, array[] int task, vector log_minutes_c,
+                     vector agent_c, real alpha, real tau_task, vector z_task, real sigma_obs,
+                     vector gh_x, vector gh_w) {
+    return binomial_logit_weighted(n_success, n_runs[start:end], cells_eta(start, end, agent, task,
+                                   log_minutes_c, agent_c, alpha, tau_task, z_task, sigma_obs, gh_x,
+                                   gh_w),
+                                   weight[start:end], is_weighted);
+  }
 }
 data {
   int<lower=1> N;                             // binomial cells (agent x task)
@@ -89,9 +114,9 @@ data {
   vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
   int<lower=1> G;                             // grid points for curves
   vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+  int<lower=0> grainsize;                     // cells per reduce_sum slice; 0 = one thread
 }
 transformed data {
-  // Weighted likelihoods cannot use the vectorised lpmf, so keep the fast path for the default.
   int is_weighted = min(weight) != 1 || max(weight) != 1;
   // Log length is centred on the tasks' mean so that the agent effects and alpha are nearly
   // uncorrelated; at 1 minute (far below most tasks) they were, and NUTS needed ~128 leapfrog
@@ -131,7 +156,6 @@ transformed parameters {
   real<lower=0> tau_task = noise_scale * tau_m;
 }
 model {
-  vector[N] eta = noisy_hazard_logit(agent_c[agent] + alpha * log_minutes_c[task] + tau_task * z_task[task], sigma_obs, gh_x, gh_w);
   // (agent_m, alpha_m, tau_m) -> (agent_c, alpha, tau_task) scales A + 2 coordinates by noise_scale
   target += (A + 2) * log(noise_scale);
   // agent_c and mu_agent carry the tasks' mean effect, so the likelihood sees z_task only
@@ -145,10 +169,14 @@ model {
   tau_task ~ normal(0, 1);
   z_task ~ std_normal();
   sigma_obs ~ normal(0, 0.5);
-  if (is_weighted) {
-    for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+  if (grainsize > 0) {
+    target += reduce_sum(cells_log_lik, n_success, grainsize, n_runs, weight, is_weighted, agent,
+                         task, log_minutes_c, agent_c, alpha, tau_task, z_task, sigma_obs, gh_x,
+                         gh_w);
   } else {
-    target += binomial_logit_lpmf(n_success | n_runs, eta);
+    target += cells_log_lik(n_success, 1, N, n_runs, weight, is_weighted, agent, task,
+                            log_minutes_c, agent_c, alpha, tau_task, z_task, sigma_obs, gh_x,
+                            gh_w);
   }
 }
 generated quantities {
@@ -157,7 +185,8 @@ generated quantities {
   matrix[A, G] p_curve;
   vector[A] agent_effect = agent_c - tau_task * z_task_mean - alpha * log_minutes_centre;
   {
-    vector[N] eta = noisy_hazard_logit(agent_c[agent] + alpha * log_minutes_c[task] + tau_task * z_task[task], sigma_obs, gh_x, gh_w);
+    vector[N] eta = cells_eta(1, N, agent, task, log_minutes_c, agent_c, alpha, tau_task, z_task,
+                              sigma_obs, gh_x, gh_w);
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }

@@ -43,6 +43,28 @@ functions {
   vector log_p_to_logit(vector log_p) {
     return log_p - log1m_exp(log_p);
   }
+  // Weighted likelihoods cannot use the vectorised lpmf, so the default (all weights 1) keeps it.
+  real binomial_logit_weighted(array[] int y, array[] int n, vector eta, vector w, int is_weighted) {
+    if (!is_weighted) return binomial_logit_lpmf(y | n, eta);
+    real lp = 0;
+    for (i in 1:size(y)) lp += w[i] * binomial_logit_lpmf(y[i] | n[i], eta[i]);
+    return lp;
+  }
+  vector cells_eta(int start, int end, array[] int agent, array[] int task, vector log_minutes,
+                   vector theta, vector log_lambda) {
+    array[end - start + 1] int a = agent[start:end];
+    array[end - start + 1] int t = task[start:end];
+    return log_p_to_logit(-exp(log_lambda[a] + log_minutes[t]) + log_inv_logit(theta[a] - log_minutes[t]));
+  }
+  // Log likelihood of cells start..end: reduce_sum's partial sum, and the whole sum in one call
+  // when grainsize is 0 (both paths share one likelihood).
+  real cells_log_lik(array[] int n_success, int start, int end, array[] int n_runs, vector weight,
+                     int is_weighted, array[] int agent, array[] int task, vector log_minutes,
+                     vector theta, vector log_lambda) {
+    return binomial_logit_weighted(n_success, n_runs[start:end], cells_eta(start, end, agent, task,
+                                   log_minutes, theta, log_lambda),
+                                   weight[start:end], is_weighted);
+  }
 }
 data {
   int<lower=1> N;                             // binomial cells (agent x task)
@@ -58,9 +80,9 @@ data {
   vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
   int<lower=1> G;                             // grid points for curves
   vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+  int<lower=0> grainsize;                     // cells per reduce_sum slice; 0 = one thread
 }
 transformed data {
-  // Weighted likelihoods cannot use the vectorised lpmf, so keep the fast path for the default.
   int is_weighted = min(weight) != 1 || max(weight) != 1;
 }
 parameters {
@@ -76,13 +98,14 @@ transformed parameters {
   vector[A] log_lambda = log(log2()) - h - log1p_exp(delta);
 }
 model {
-  vector[N] eta = log_p_to_logit(-exp(log_lambda[agent] + log_minutes[task]) + log_inv_logit(theta[agent] - log_minutes[task]));
   theta ~ normal(2, 4);
   log_lambda ~ normal(-6, 3);
-  if (is_weighted) {
-    for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+  if (grainsize > 0) {
+    target += reduce_sum(cells_log_lik, n_success, grainsize, n_runs, weight, is_weighted, agent,
+                         task, log_minutes, theta, log_lambda);
   } else {
-    target += binomial_logit_lpmf(n_success | n_runs, eta);
+    target += cells_log_lik(n_success, 1, N, n_runs, weight, is_weighted, agent, task, log_minutes,
+                            theta, log_lambda);
   }
 }
 generated quantities {
@@ -90,7 +113,7 @@ generated quantities {
   array[N] int y_rep;
   matrix[A, G] p_curve;
   {
-    vector[N] eta = log_p_to_logit(-exp(log_lambda[agent] + log_minutes[task]) + log_inv_logit(theta[agent] - log_minutes[task]));
+    vector[N] eta = cells_eta(1, N, agent, task, log_minutes, theta, log_lambda);
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }

@@ -38,6 +38,30 @@ priors:
     differ in discrimination sigma_disc nears 0, a funnel the centred form cannot sample (R-hat
     1.5 on the scale-up)
 --- */
+functions {
+  // Weighted likelihoods cannot use the vectorised lpmf, so the default (all weights 1) keeps it.
+  real binomial_logit_weighted(array[] int y, array[] int n, vector eta, vector w, int is_weighted) {
+    if (!is_weighted) return binomial_logit_lpmf(y | n, eta);
+    real lp = 0;
+    for (i in 1:size(y)) lp += w[i] * binomial_logit_lpmf(y[i] | n[i], eta[i]);
+    return lp;
+  }
+  vector cells_eta(int start, int end, array[] int agent, array[] int task, vector x,
+                   vector ability, real delta, vector r_diff, real sigma_disc, vector z_disc) {
+    array[end - start + 1] int a = agent[start:end];
+    array[end - start + 1] int t = task[start:end];
+    return exp(sigma_disc * z_disc[t]) .* (ability[a] - delta * x[t] - r_diff[t]);
+  }
+  // Log likelihood of cells start..end: reduce_sum's partial sum, and the whole sum in one call
+  // when grainsize is 0 (both paths share one likelihood).
+  real cells_log_lik(array[] int n_success, int start, int end, array[] int n_runs, vector weight,
+                     int is_weighted, array[] int agent, array[] int task, vector x, vector ability,
+                     real delta, vector r_diff, real sigma_disc, vector z_disc) {
+    return binomial_logit_weighted(n_success, n_runs[start:end], cells_eta(start, end, agent, task,
+                                   x, ability, delta, r_diff, sigma_disc, z_disc),
+                                   weight[start:end], is_weighted);
+  }
+}
 data {
   int<lower=1> N;                             // binomial cells (agent x task)
   int<lower=1> A;                             // agents
@@ -52,9 +76,9 @@ data {
   vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
   int<lower=1> G;                             // grid points for curves
   vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+  int<lower=0> grainsize;                     // cells per reduce_sum slice; 0 = one thread
 }
 transformed data {
-  // Weighted likelihoods cannot use the vectorised lpmf, so keep the fast path for the default.
   int is_weighted = min(weight) != 1 || max(weight) != 1;
   // Centring at the suite's mean log2 length decorrelates intercepts and slopes.
   real centre = mean(log_minutes) / log(2);
@@ -96,17 +120,18 @@ parameters {
   sum_to_zero_vector[T] z_disc;
 }
 model {
-  vector[N] eta = exp(sigma_disc * z_disc[task]) .* (ability[agent] - delta * x[task] - r_diff[task]);
   ability ~ normal(0, 2.5);
   delta ~ normal(0.7, 0.7);
   sigma_diff ~ normal(0, 1);
   sigma_disc ~ normal(0, 0.5);
   r_diff ~ normal(0, sigma_diff);
   z_disc ~ std_normal();
-  if (is_weighted) {
-    for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+  if (grainsize > 0) {
+    target += reduce_sum(cells_log_lik, n_success, grainsize, n_runs, weight, is_weighted, agent,
+                         task, x, ability, delta, r_diff, sigma_disc, z_disc);
   } else {
-    target += binomial_logit_lpmf(n_success | n_runs, eta);
+    target += cells_log_lik(n_success, 1, N, n_runs, weight, is_weighted, agent, task, x, ability,
+                            delta, r_diff, sigma_disc, z_disc);
   }
 }
 generated quantities {
@@ -116,7 +141,7 @@ generated quantities {
   vector[T] difficulty = delta * x + r_diff;
   vector[T] discrimination = exp(sigma_disc * z_disc);
   {
-    vector[N] eta = exp(sigma_disc * z_disc[task]) .* (ability[agent] - delta * x[task] - r_diff[task]);
+    vector[N] eta = cells_eta(1, N, agent, task, x, ability, delta, r_diff, sigma_disc, z_disc);
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }

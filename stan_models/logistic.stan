@@ -20,6 +20,29 @@ priors:
     normal(-0.7, 0.7): centred on the Bradley-Terry slope -ln(2) per doubling; keeps 0 and
     slopes twice as steep inside 95%
 --- */
+functions {
+  // Weighted likelihoods cannot use the vectorised lpmf, so the default (all weights 1) keeps it.
+  real binomial_logit_weighted(array[] int y, array[] int n, vector eta, vector w, int is_weighted) {
+    if (!is_weighted) return binomial_logit_lpmf(y | n, eta);
+    real lp = 0;
+    for (i in 1:size(y)) lp += w[i] * binomial_logit_lpmf(y[i] | n[i], eta[i]);
+    return lp;
+  }
+  vector cells_eta(int start, int end, array[] int agent, array[] int task, vector x, vector alpha,
+                   vector beta) {
+    array[end - start + 1] int a = agent[start:end];
+    return alpha[a] + beta[a] .* x[task[start:end]];
+  }
+  // Log likelihood of cells start..end: reduce_sum's partial sum, and the whole sum in one call
+  // when grainsize is 0 (both paths share one likelihood).
+  real cells_log_lik(array[] int n_success, int start, int end, array[] int n_runs, vector weight,
+                     int is_weighted, array[] int agent, array[] int task, vector x, vector alpha,
+                     vector beta) {
+    return binomial_logit_weighted(n_success, n_runs[start:end], cells_eta(start, end, agent, task,
+                                   x, alpha, beta),
+                                   weight[start:end], is_weighted);
+  }
+}
 data {
   int<lower=1> N;                             // binomial cells (agent x task)
   int<lower=1> A;                             // agents
@@ -34,9 +57,9 @@ data {
   vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
   int<lower=1> G;                             // grid points for curves
   vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+  int<lower=0> grainsize;                     // cells per reduce_sum slice; 0 = one thread
 }
 transformed data {
-  // Weighted likelihoods cannot use the vectorised lpmf, so keep the fast path for the default.
   int is_weighted = min(weight) != 1 || max(weight) != 1;
   // Centring at the suite's mean length decorrelates intercept and slope; an agent with no
   // successes then has a well-behaved posterior instead of a ridge in (horizon, slope).
@@ -49,13 +72,14 @@ parameters {
   vector[A] beta;
 }
 model {
-  vector[N] eta = alpha[agent] + beta[agent] .* x[task];
   alpha ~ normal(0, 2.5);
   beta ~ normal(-0.7, 0.7);
-  if (is_weighted) {
-    for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+  if (grainsize > 0) {
+    target += reduce_sum(cells_log_lik, n_success, grainsize, n_runs, weight, is_weighted, agent,
+                         task, x, alpha, beta);
   } else {
-    target += binomial_logit_lpmf(n_success | n_runs, eta);
+    target += cells_log_lik(n_success, 1, N, n_runs, weight, is_weighted, agent, task, x, alpha,
+                            beta);
   }
 }
 generated quantities {
@@ -65,7 +89,7 @@ generated quantities {
   // METR's headline number, for reading the fit directly; horizons downstream use p_curve.
   vector[A] log2_h50 = centre - alpha ./ beta;
   {
-    vector[N] eta = alpha[agent] + beta[agent] .* x[task];
+    vector[N] eta = cells_eta(1, N, agent, task, x, alpha, beta);
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }

@@ -38,6 +38,30 @@ priors:
     divergences, all at tau_family 0.5 to 0.7)
   z_task: "std_normal(): its within-family deviations are the task offsets / tau_task"
 --- */
+functions {
+  // Weighted likelihoods cannot use the vectorised lpmf, so the default (all weights 1) keeps it.
+  real binomial_logit_weighted(array[] int y, array[] int n, vector eta, vector w, int is_weighted) {
+    if (!is_weighted) return binomial_logit_lpmf(y | n, eta);
+    real lp = 0;
+    for (i in 1:size(y)) lp += w[i] * binomial_logit_lpmf(y[i] | n[i], eta[i]);
+    return lp;
+  }
+  vector cells_eta(int start, int end, array[] int agent, array[] int task, vector x, vector alpha,
+                   vector beta, vector task_effect) {
+    array[end - start + 1] int a = agent[start:end];
+    array[end - start + 1] int t = task[start:end];
+    return alpha[a] + beta[a] .* x[t] + task_effect[t];
+  }
+  // Log likelihood of cells start..end: reduce_sum's partial sum, and the whole sum in one call
+  // when grainsize is 0 (both paths share one likelihood).
+  real cells_log_lik(array[] int n_success, int start, int end, array[] int n_runs, vector weight,
+                     int is_weighted, array[] int agent, array[] int task, vector x, vector alpha,
+                     vector beta, vector task_effect) {
+    return binomial_logit_weighted(n_success, n_runs[start:end], cells_eta(start, end, agent, task,
+                                   x, alpha, beta, task_effect),
+                                   weight[start:end], is_weighted);
+  }
+}
 data {
   int<lower=1> N;                             // binomial cells (agent x task)
   int<lower=1> A;                             // agents
@@ -52,9 +76,9 @@ data {
   vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
   int<lower=1> G;                             // grid points for curves
   vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+  int<lower=0> grainsize;                     // cells per reduce_sum slice; 0 = one thread
 }
 transformed data {
-  // Weighted likelihoods cannot use the vectorised lpmf, so keep the fast path for the default.
   int is_weighted = min(weight) != 1 || max(weight) != 1;
   // Centring at the suite's mean log2 length decorrelates intercepts and slopes.
   real centre = mean(log_minutes) / log(2);
@@ -93,17 +117,18 @@ transformed parameters {
   }
 }
 model {
-  vector[N] eta = alpha[agent] + beta[agent] .* x[task] + task_effect[task];
   alpha ~ normal(0, 2.5);
   beta ~ normal(-0.7, 0.7);
   tau_family ~ normal(0, 1);
   tau_task ~ normal(0, 1);
   z_family_total ~ std_normal();
   z_task ~ std_normal();
-  if (is_weighted) {
-    for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+  if (grainsize > 0) {
+    target += reduce_sum(cells_log_lik, n_success, grainsize, n_runs, weight, is_weighted, agent,
+                         task, x, alpha, beta, task_effect);
   } else {
-    target += binomial_logit_lpmf(n_success | n_runs, eta);
+    target += cells_log_lik(n_success, 1, N, n_runs, weight, is_weighted, agent, task, x, alpha,
+                            beta, task_effect);
   }
 }
 generated quantities {
@@ -112,7 +137,7 @@ generated quantities {
   matrix[A, G] p_curve;
   matrix[A, G] p_curve_typical;
   {
-    vector[N] eta = alpha[agent] + beta[agent] .* x[task] + task_effect[task];
+    vector[N] eta = cells_eta(1, N, agent, task, x, alpha, beta, task_effect);
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }

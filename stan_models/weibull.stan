@@ -34,6 +34,32 @@ priors:
     std_normal(), non-centred: shapes differ little between agents (tau_shape near 0.1), and the
     centred form then diverges in the neck of the funnel
 --- */
+functions {
+  // Weighted likelihoods cannot use the vectorised lpmf, so the default (all weights 1) keeps it.
+  real binomial_logit_weighted(array[] int y, array[] int n, vector eta, vector w, int is_weighted) {
+    if (!is_weighted) return binomial_logit_lpmf(y | n, eta);
+    real lp = 0;
+    for (i in 1:size(y)) lp += w[i] * binomial_logit_lpmf(y[i] | n[i], eta[i]);
+    return lp;
+  }
+  vector cells_eta(int start, int end, array[] int agent, array[] int task, vector log_minutes,
+                   vector shape, vector log_h50) {
+    array[end - start + 1] int a = agent[start:end];
+    array[end - start + 1] int t = task[start:end];
+    // log p = -H with H = ln 2 * (minutes / h50)^k; logit(p) = -H - log(1 - exp(-H)).
+    vector[end - start + 1] H = log2() * exp(shape[a] .* (log_minutes[t] - log_h50[a]));
+    return -H - log1m_exp(-H);
+  }
+  // Log likelihood of cells start..end: reduce_sum's partial sum, and the whole sum in one call
+  // when grainsize is 0 (both paths share one likelihood).
+  real cells_log_lik(array[] int n_success, int start, int end, array[] int n_runs, vector weight,
+                     int is_weighted, array[] int agent, array[] int task, vector log_minutes,
+                     vector shape, vector log_h50) {
+    return binomial_logit_weighted(n_success, n_runs[start:end], cells_eta(start, end, agent, task,
+                                   log_minutes, shape, log_h50),
+                                   weight[start:end], is_weighted);
+  }
+}
 data {
   int<lower=1> N;                             // binomial cells (agent x task)
   int<lower=1> A;                             // agents
@@ -48,9 +74,9 @@ data {
   vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
   int<lower=1> G;                             // grid points for curves
   vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+  int<lower=0> grainsize;                     // cells per reduce_sum slice; 0 = one thread
 }
 transformed data {
-  // Weighted likelihoods cannot use the vectorised lpmf, so keep the fast path for the default.
   int is_weighted = min(weight) != 1 || max(weight) != 1;
 }
 parameters {
@@ -68,19 +94,18 @@ transformed parameters {
   vector[A] shape = exp(mu_shape + tau_shape * z_shape);
 }
 model {
-  // log p = -H with H = ln 2 * (minutes / h50)^k; logit(p) = -H - log(1 - exp(-H)).
-  vector[N] H = log2() * exp(shape[agent] .* (log_minutes[task] - log_h50[agent]));
-  vector[N] eta = -H - log1m_exp(-H);
   mu_h50 ~ normal(2, 4);
   tau_h50 ~ normal(0, 3);
   log_h50 ~ normal(mu_h50, tau_h50);
   mu_shape ~ normal(0, 0.5);
   tau_shape ~ normal(0, 0.5);
   z_shape ~ std_normal();
-  if (is_weighted) {
-    for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+  if (grainsize > 0) {
+    target += reduce_sum(cells_log_lik, n_success, grainsize, n_runs, weight, is_weighted, agent,
+                         task, log_minutes, shape, log_h50);
   } else {
-    target += binomial_logit_lpmf(n_success | n_runs, eta);
+    target += cells_log_lik(n_success, 1, N, n_runs, weight, is_weighted, agent, task, log_minutes,
+                            shape, log_h50);
   }
 }
 generated quantities {
@@ -90,8 +115,7 @@ generated quantities {
   vector[A] h50 = exp(log_h50);
   vector[A] scale = exp(log_h50 - log(log2()) ./ shape);
   {
-    vector[N] H = log2() * exp(shape[agent] .* (log_minutes[task] - log_h50[agent]));
-    vector[N] eta = -H - log1m_exp(-H);
+    vector[N] eta = cells_eta(1, N, agent, task, log_minutes, shape, log_h50);
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from horizon_zoo.backends import SamplerSettings, available_backends, cmdstan_available, resolve_backend
+from horizon_zoo.backends import SamplerSettings, available_backends, cmdstan_available, grainsize, resolve_backend
 from horizon_zoo.data import load_runs
 from horizon_zoo.errors import BackendError
 from horizon_zoo.fit import fit_model, load_fit
-from horizon_zoo.registry import load_model, resolve
+from horizon_zoo.registry import discover, load_model, resolve
 from tests.conftest import REPO, make_runs
 
 BACKENDS = [b for b in ("pystan", "cmdstanpy") if b in available_backends()]
@@ -141,3 +141,52 @@ def test_pystan_cleanup_deletes_only_this_calls_fits(monkeypatch, tmp_path):
     with pytest.raises(KeyError):
         httpstan.cache.load_fit(ours)
     assert httpstan.fits.calculate_fit_name.__name__ == "calculate_fit_name"
+
+
+THREADED = sorted(name for name, model in discover().items() if "grainsize" in model.info.get("inputs", {}))
+
+
+def test_threads_per_chain_switches_reduce_sum_on_and_is_left_out_when_one():
+    assert grainsize(1000, 1) == 0 and "threads_per_chain" not in SamplerSettings().as_dict()
+    assert grainsize(1000, 2) == 125 and grainsize(5, 2) == 1  # four slices per thread, at least one cell
+    assert SamplerSettings(threads_per_chain=2).as_dict()["threads_per_chain"] == 2
+    with pytest.raises(ValueError, match="threads_per_chain"):
+        SamplerSettings(threads_per_chain=0)
+
+
+@stan
+@pytest.mark.skipif("pystan" not in BACKENDS, reason="PyStan is not installed")
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("name", THREADED)
+def test_reduce_sum_slices_add_up_to_the_one_thread_likelihood(name, weighted):
+    """The log density with reduce_sum (grainsize 1 and 7: many slices, on both cores) equals the
+    one-call sum at random points; a slice that is misindexed or dropped changes it."""
+    import stan as pystan
+
+    from horizon_zoo.backends import _canonical_executable, _jsonable, program_data
+    from horizon_zoo.contract import stan_data
+
+    model = resolve(name)
+    data = stan_data(load_runs(make_runs(n_agents=4, n_tasks=30, runs_per_cell=3, seed=2)))
+    if weighted:
+        data["weight"] = np.random.default_rng(0).uniform(0.2, 2.0, size=data["N"])
+
+    def build(grainsize: int):
+        with _canonical_executable():
+            return pystan.build(model.code, data=_jsonable(program_data(model, {**data, "grainsize": grainsize})),
+                                random_seed=1)
+
+    one_thread = build(0)
+    # fixed_param starts each chain at a random point of the unconstrained space and stays there
+    points = one_thread.fixed_param(num_chains=3, num_samples=1)
+    params = model.info["parameters"]
+
+    def value(name: str, chain: int) -> float | list:
+        v = np.asarray(points[name])[..., chain]
+        return v.item() if params[name]["dimensions"] == 0 else v.tolist()
+
+    unconstrained = [one_thread.unconstrain_pars({p: value(p, c) for p in params}) for c in range(3)]
+    expected = [one_thread.log_prob(u) for u in unconstrained]
+    for grainsize in (1, 7):
+        threaded = build(grainsize)
+        np.testing.assert_allclose([threaded.log_prob(u) for u in unconstrained], expected, rtol=1e-10)

@@ -165,6 +165,8 @@ HOSTILE_COMMANDS = [
     ("unknown weights scheme", lambda t: ["fit", "--model", "logistic", "--weights", "heavy"], 2, ["--weights"]),
     ("thinning of zero", lambda t: ["fit", "--model", "logistic", "--thin", "0"], 2,
      ["invalid sampler setting", "thin"]),
+    ("zero threads per chain", lambda t: ["fit", "--model", "logistic", "--threads-per-chain", "0"], 2,
+     ["invalid sampler setting", "threads_per_chain"]),
 ]
 
 
