@@ -72,7 +72,7 @@ def write_table(frame: pd.DataFrame, directory: Path, stem: str, *, index: bool 
 def markdown_table(frame: pd.DataFrame, *, index: bool = False) -> str:
     """A GitHub-flavoured Markdown table (no optional dependency on tabulate)."""
     shown = frame.reset_index() if index else frame
-    header = "| " + " | ".join(str(c) for c in shown.columns) + " |"
+    header = "| " + " | ".join(_cell(str(c)) for c in shown.columns) + " |"
     rule = "|" + "|".join("---" for _ in shown.columns) + "|"
     rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     return "\n".join([header, rule, *rows]) + "\n"

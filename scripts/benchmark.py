@@ -21,6 +21,8 @@ produced each):
              settings and backend as `fits`): what the pointwise outputs (log_lik, y_rep, one per
              cell per draw) and the curves cost; under PyStan every value travels as JSON
   sbc        simulation-based calibration of every model (cached simulations; see `horizon-zoo sbc`)
+  threads    within-chain parallelism: one chain with one thread against one chain with a thread per
+             core (reduce_sum), for the models that declare grainsize; wall time, ESS/s, same posterior
 
 Datasets (``--datasets``): default (embedded), metr (../shared/data/metr-early), cyber
 (../shared/data/cyber-horizons), scaleup (synthetic 40 agents x 500 tasks x 8 runs = 160,000 runs),
@@ -32,6 +34,7 @@ Examples:
   python scripts/benchmark.py --sections fits --datasets metr,cyber
   python scripts/benchmark.py --sections fits --datasets scaleup --models logistic,weibull --thin 4
   python scripts/benchmark.py --sections bernoulli,bootstrap --datasets metr
+  python scripts/benchmark.py --sections threads --datasets cyber
 """
 
 from __future__ import annotations
@@ -70,9 +73,9 @@ DATASET_NOTES = {"scaleup": f"Scale-up: {SCALEUP['agents']} agents x {SCALEUP['t
                  "gradient, dominate time and memory at this size (unthinned, logistic needed 9.2 GiB). With "
                  "250 draws per chain R-hat is noisier; where it is 1.01-1.02 ('warn'), more draws at a "
                  "higher thinning (--draws 2000 --thin 8) keep the same output."}
-SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc")
-MERGED_PER_MODEL = ("fits", "gq", "cold", "sbc")  # one row per model: a run replaces its models' rows only
-PER_DATASET = ("fits", "compare", "gq")  # one result file per dataset, so datasets can be measured at different times
+SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc", "threads")
+MERGED_PER_MODEL = ("fits", "gq", "cold", "sbc", "threads")  # one row per model: a run replaces its models' rows only
+PER_DATASET = ("fits", "compare", "gq", "threads")  # one result file per dataset, so datasets can be measured at different times
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -180,7 +183,8 @@ def fit_worker(model_name: str, dataset: str, settings: dict[str, Any], bernoull
             "ess_per_s": d.min_ess_bulk / t["sample_s"] if t.get("sample_s") else None, "divergences": d.divergences,
             "max_rhat": d.max_rhat, "max_rhat_at": d.max_rhat_at, "verdict": d.verdict,
             "peak_mem_gib": memory.peak / 2**30,
-            "adapt_delta": fit.info["settings"]["adapt_delta"], "posterior": summary}
+            "adapt_delta": fit.info["settings"]["adapt_delta"], "posterior": summary,
+            "leapfrog_steps": int(fit.idata["sample_stats"]["n_steps"].sum())}
 
 
 def without_gq(model: Any) -> Any:
@@ -412,6 +416,33 @@ def section_compare(datasets: list[str], settings: dict[str, Any], keep: Path | 
     return pd.DataFrame(rows)
 
 
+def section_threads(models: list[str], dataset: str, settings: dict[str, Any]) -> pd.DataFrame:
+    """One chain sampled with one thread, then with one thread per core (reduce_sum slices the
+    likelihood), for each model that declares grainsize."""
+    from horizon_zoo.registry import resolve
+
+    threads = os.cpu_count() or 1
+    rows = []
+    for model in models:
+        if "grainsize" not in resolve(model).info.get("inputs", {}):
+            print(f"threads: {model} does not thread its likelihood (no grainsize); skipped", file=sys.stderr)
+            continue
+        print(f"threads: {model} on {dataset}, 1 chain with 1 then {threads} threads ...", file=sys.stderr, flush=True)
+        one = in_fresh_process(fit_worker, model, dataset, {**settings, "chains": 1})
+        many = in_fresh_process(fit_worker, model, dataset, {**settings, "chains": 1, "threads_per_chain": threads})
+        diffs = [abs(one["posterior"][k][0] - many["posterior"][k][0]) / one["posterior"][k][1]
+                 for k in one["posterior"]]
+        rows.append({"model": model, "dataset": dataset, "cells": one["cells"], "threads": threads,
+                     "sample_s 1 thread": one["sample_s"], f"sample_s {threads} threads": many["sample_s"],
+                     "speed-up": one["sample_s"] / many["sample_s"],
+                     # rounding differs between the two, so trajectories (and step counts) do too
+                     "leapfrog steps ratio": many["leapfrog_steps"] / one["leapfrog_steps"],
+                     "ESS/s 1 thread": one["ess_per_s"], f"ESS/s {threads} threads": many["ess_per_s"],
+                     "max |mean diff| / sd": max(diffs), "peak_mem_gib": many["peak_mem_gib"]})
+        print(f"  {rows[-1]['speed-up']:.2f}x", file=sys.stderr, flush=True)
+    return pd.DataFrame(rows)
+
+
 def section_sbc(models: list[str], sims: int, jobs: int) -> pd.DataFrame:
     from horizon_zoo import api
 
@@ -445,7 +476,8 @@ TITLES = {"fits": "Fits: time, ESS/s, memory per model and dataset",
           "bootstrap_agents": "Per-agent comparison of the p50 intervals",
           "compare": "Full compare (all zoo models)",
           "gq": "Sampling without the generated quantities (their cost)",
-          "sbc": "Simulation-based calibration"}
+          "sbc": "Simulation-based calibration",
+          "threads": "Within-chain threads (reduce_sum)"}
 
 
 # How to read a section's table (rendered with every result file of the section).
@@ -455,6 +487,16 @@ SECTION_NOTES = {
           "sampling time with the same sampler settings, gq_share = 1 - sample_s_without_gq / "
           "sample_s_full: the share of sampling spent computing and handing over log_lik, y_rep "
           "(one value per cell each) and the curves for every kept draw.",
+    "threads": "One chain, so that the machine's other cores are free for the chain's extra threads: "
+               "the same program sampled with grainsize 0 (one call sums the likelihood) and with "
+               "reduce_sum (grainsize = cells / (4 x threads)) over every core (threads_per_chain = cores; PyStan cannot set the count, TBB "
+               "takes every core). A full fit runs 4 chains: threads pay off only where cores outnumber "
+               "chains. speed-up is the ratio of sampling times (warmup, draws and generated quantities, "
+               "which stay in one thread); leapfrog steps ratio (threaded / one thread, post-warmup only: "
+               "warmup steps are not counted) shows that the two runs adapted differently (rounding "
+               "differs between them, so trajectories do too) and did different amounts of work. ESS/s of one chain is noisy (min over "
+               "all parameters). max |mean diff| / sd compares posterior means (parameters' first 50 elements) "
+               "in units of the posterior sd; one chain each, so Monte Carlo error alone gives ~0.1-0.2.",
 }
 
 
@@ -584,13 +626,17 @@ def main(argv: list[str] | None = None) -> int:
     command = "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     run_section = {"fits": lambda dataset: section_fits(models, [dataset], settings),
                    "compare": lambda dataset: section_compare([dataset], settings, args.keep_runs),
-                   "gq": lambda dataset: section_gq(models, dataset, settings, sampler)}
+                   "gq": lambda dataset: section_gq(models, dataset, settings, sampler),
+                   "threads": lambda dataset: section_threads(models, dataset, settings)}
     for section in args.sections.split(","):
         if section in PER_DATASET:
             for dataset in datasets:
                 # thinned runs are kept beside the unthinned ones rather than replacing them
+                one_chain = section == "threads"  # its note says why
                 store(f"{section}_{_dataset_label(dataset)}{_thin_suffix(settings)}",
-                      run_section[section](dataset), command, note=DATASET_NOTES.get(dataset, ""), sampler=sampler)
+                      run_section[section](dataset), command,
+                      note="" if one_chain else DATASET_NOTES.get(dataset, ""),
+                      sampler=sampler.replace(f"{args.chains} chains", "1 chain") if one_chain else sampler)
         elif section == "cold":
             store("cold", section_cold(models), command)
         elif section == "bernoulli":

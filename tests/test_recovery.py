@@ -3,8 +3,10 @@
 Truth is one draw from the model's prior (sampled by the same program with all cell weights 0),
 data are that draw's replicated successes. Each true value should fall inside its central 95%
 posterior interval, but 1 in 20 falls outside by chance, so the test allows as many misses as a
-Binomial(n, 0.05) exceeds only with probability 0.001, and requires every value inside its 99.9%
-interval. Prior draws can be extreme (an agent that never fails), so adapt_delta is 0.9 and a
+Binomial(n, 0.05) exceeds only with probability 0.001. No value may sit further from its posterior
+mean than a Bonferroni bound for all n values at family-wise level 0.001 (about 4.4 posterior sd
+for 90 values): a per-value 99.9% interval fails one run in ten by chance once n is near 100, and
+its ends, read from 2,000 draws, rest on one or two draws each. Prior draws can be extreme (an agent that never fails), so adapt_delta is 0.9 and a
 stray divergence (under 0.5% of draws) is tolerated here; zero divergences at default settings
 are required on the real datasets (tests/test_end_to_end.py, --real-data).
 """
@@ -59,14 +61,17 @@ def assert_recovered(model, truth, simulated):
                     progress=False)
     assert fit.diagnostics.divergences < 0.005 * fit.diagnostics.draws, fit.diagnostics.problems
     assert fit.diagnostics.max_rhat < 1.05, fit.diagnostics.problems
-    inside95, total = 0, 0
+    z_scores, inside95 = [], 0
     for param, true_value in truth.items():
         draws = fit.idata["posterior"][param].values
         draws = draws.reshape(-1, *draws.shape[2:])
         lo95, hi95 = np.quantile(draws, [0.025, 0.975], axis=0)
-        lo999, hi999 = np.quantile(draws, [0.0005, 0.9995], axis=0)
-        assert np.all((lo999 <= true_value) & (true_value <= hi999)), (param, true_value, lo999, hi999)
         inside95 += int(np.sum((lo95 <= true_value) & (true_value <= hi95)))
-        total += np.size(true_value)
+        z_scores.append(np.ravel((true_value - draws.mean(axis=0)) / draws.std(axis=0)))
+    z = np.concatenate(z_scores)
+    total = z.size
+    z_bound = stats.norm.isf(0.001 / (2 * total))
+    worst = int(np.argmax(np.abs(z)))
+    assert abs(z[worst]) <= z_bound, f"a true value {z[worst]:.2f} posterior sd from its mean (bound {z_bound:.2f})"
     allowed_misses = stats.binom.ppf(0.999, total, 0.05)
     assert total - inside95 <= allowed_misses, f"{inside95}/{total} true values inside 95% intervals"
