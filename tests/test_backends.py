@@ -190,3 +190,49 @@ def test_reduce_sum_slices_add_up_to_the_one_thread_likelihood(name, weighted):
     for grainsize in (1, 7):
         threaded = build(grainsize)
         np.testing.assert_allclose([threaded.log_prob(u) for u in unconstrained], expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("threads, parallel_chains", [(1, 2), (2, 1)])
+def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypatch, tmp_path, threads,
+                                                                         parallel_chains):
+    """CmdStan cannot be installed here, so a stand-in for cmdstanpy checks what the backend asks
+    of it (a STAN_THREADS build, threads per chain, chains sharing the cores) and how it reads
+    the chain-major output back."""
+    cmdstanpy = pytest.importorskip("cmdstanpy")
+    from horizon_zoo import backends
+    from horizon_zoo.contract import stan_data
+
+    chains, draws, asked = 4, 5, {}
+
+    class FakeFit:
+        def stan_variable(self, name):  # (chains * draws, ...), chain-major, value = 1000 * chain + draw
+            return (np.arange(chains)[:, None] * 1000 + np.arange(draws)).reshape(-1, 1) * np.ones(3)
+
+        def method_variables(self):  # (draws, chains, 1)
+            lp = np.arange(draws)[:, None] + 1000.0 * np.arange(chains)
+            return {"lp__": lp[..., None], "divergent__": np.zeros((draws, chains, 1))}
+
+    class FakeModel:
+        def __init__(self, stan_file, cpp_options):
+            asked["cpp_options"] = cpp_options
+
+        def sample(self, **kwargs):
+            asked.update(kwargs)
+            return FakeFit()
+
+    monkeypatch.setenv("HORIZON_ZOO_CACHE", str(tmp_path))
+    monkeypatch.setattr(cmdstanpy, "CmdStanModel", FakeModel)
+    monkeypatch.setattr(cmdstanpy, "cmdstan_path", lambda: str(tmp_path))
+    monkeypatch.setattr(cmdstanpy, "cmdstan_version", lambda: "2.36")
+    monkeypatch.setattr(backends.os, "cpu_count", lambda: 2)
+    data = stan_data(load_runs(make_runs(n_agents=4, n_tasks=30, runs_per_cell=3, seed=2)))
+    settings = SamplerSettings(chains=chains, warmup=5, draws=draws, threads_per_chain=threads)
+    result = backends.sample(discover()["logistic"], data, settings, backend="cmdstanpy", progress=False)
+
+    assert asked["cpp_options"] == {"STAN_THREADS": "true"}
+    assert (asked["threads_per_chain"], asked["parallel_chains"]) == (threads, parallel_chains)
+    assert asked["data"]["grainsize"] == grainsize(data["N"], threads)
+    expected = np.arange(chains)[:, None] * 1000 + np.arange(draws)
+    assert np.array_equal(result.variables["alpha"][..., 0], expected)
+    assert np.array_equal(result.stats["lp"], expected)
+    assert result.backend == "cmdstanpy"

@@ -6,9 +6,10 @@ posterior interval, but 1 in 20 falls outside by chance, so the test allows as m
 Binomial(n, 0.05) exceeds only with probability 0.001. No value may sit further from its posterior
 mean than a Bonferroni bound for all n values at family-wise level 0.001 (about 4.4 posterior sd
 for 90 values): a per-value 99.9% interval fails one run in ten by chance once n is near 100, and
-its ends, read from 2,000 draws, rest on one or two draws each. Prior draws can be extreme (an agent that never fails), so adapt_delta is 0.9 and a
-stray divergence (under 0.5% of draws) is tolerated here; zero divergences at default settings
-are required on the real datasets (tests/test_end_to_end.py, --real-data).
+its ends, read from 2,000 draws, rest on one or two draws each. Prior draws can be extreme (an
+agent that never fails), so adapt_delta is 0.9 and a stray divergence (under 0.5% of draws) is
+tolerated here; zero divergences at default settings are required on the real datasets
+(tests/test_end_to_end.py, --real-data).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def assert_recovered(model, truth, simulated):
     total = z.size
     z_bound = stats.norm.isf(0.001 / (2 * total))
     worst = int(np.argmax(np.abs(z)))
-    assert abs(z[worst]) <= z_bound, f"a true value {z[worst]:.2f} posterior sd from its mean (bound {z_bound:.2f})"
+    assert abs(z[worst]) <= z_bound, \
+        f"a true value {z[worst]:.2f} sd from its posterior mean (bound {z_bound:.2f})"
     allowed_misses = stats.binom.ppf(0.999, total, 0.05)
     assert total - inside95 <= allowed_misses, f"{inside95}/{total} true values inside 95% intervals"
