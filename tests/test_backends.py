@@ -143,6 +143,13 @@ def test_pystan_cleanup_deletes_only_this_calls_fits(monkeypatch, tmp_path):
     assert httpstan.fits.calculate_fit_name.__name__ == "calculate_fit_name"
 
 
+def small_stan_data() -> dict:
+    """Contract data of 4 agents x 30 tasks, 3 runs per cell."""
+    from horizon_zoo.contract import stan_data
+
+    return stan_data(load_runs(make_runs(n_agents=4, n_tasks=30, runs_per_cell=3, seed=2)))
+
+
 THREADED = sorted(name for name, model in discover().items() if "grainsize" in model.info.get("inputs", {}))
 
 
@@ -164,10 +171,9 @@ def test_reduce_sum_slices_add_up_to_the_one_thread_likelihood(name, weighted):
     import stan as pystan
 
     from horizon_zoo.backends import _canonical_executable, _jsonable, program_data
-    from horizon_zoo.contract import stan_data
 
     model = resolve(name)
-    data = stan_data(load_runs(make_runs(n_agents=4, n_tasks=30, runs_per_cell=3, seed=2)))
+    data = small_stan_data()
     if weighted:
         data["weight"] = np.random.default_rng(0).uniform(0.2, 2.0, size=data["N"])
 
@@ -200,7 +206,6 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
     the chain-major output back."""
     cmdstanpy = pytest.importorskip("cmdstanpy")
     from horizon_zoo import backends
-    from horizon_zoo.contract import stan_data
 
     chains, draws, asked = 4, 5, {}
 
@@ -225,7 +230,7 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
     monkeypatch.setattr(cmdstanpy, "cmdstan_path", lambda: str(tmp_path))
     monkeypatch.setattr(cmdstanpy, "cmdstan_version", lambda: "2.36")
     monkeypatch.setattr(backends.os, "cpu_count", lambda: 2)
-    data = stan_data(load_runs(make_runs(n_agents=4, n_tasks=30, runs_per_cell=3, seed=2)))
+    data = small_stan_data()
     settings = SamplerSettings(chains=chains, warmup=5, draws=draws, threads_per_chain=threads)
     result = backends.sample(discover()["logistic"], data, settings, backend="cmdstanpy", progress=False)
 

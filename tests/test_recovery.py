@@ -62,18 +62,19 @@ def assert_recovered(model, truth, simulated):
                     progress=False)
     assert fit.diagnostics.divergences < 0.005 * fit.diagnostics.draws, fit.diagnostics.problems
     assert fit.diagnostics.max_rhat < 1.05, fit.diagnostics.problems
-    z_scores, inside95 = [], 0
+    z_scores, names, inside95 = [], [], 0
     for param, true_value in truth.items():
         draws = fit.idata["posterior"][param].values
         draws = draws.reshape(-1, *draws.shape[2:])
         lo95, hi95 = np.quantile(draws, [0.025, 0.975], axis=0)
         inside95 += int(np.sum((lo95 <= true_value) & (true_value <= hi95)))
         z_scores.append(np.ravel((true_value - draws.mean(axis=0)) / draws.std(axis=0)))
+        names += [f"{param}[{i}]" for i in range(z_scores[-1].size)]
     z = np.concatenate(z_scores)
     total = z.size
     z_bound = stats.norm.isf(0.001 / (2 * total))
     worst = int(np.argmax(np.abs(z)))
     assert abs(z[worst]) <= z_bound, \
-        f"a true value {z[worst]:.2f} sd from its posterior mean (bound {z_bound:.2f})"
+        f"true {names[worst]} is {z[worst]:.2f} sd from its posterior mean (bound {z_bound:.2f})"
     allowed_misses = stats.binom.ppf(0.999, total, 0.05)
     assert total - inside95 <= allowed_misses, f"{inside95}/{total} true values inside 95% intervals"
