@@ -67,7 +67,8 @@ def test_inference_data_layout_is_the_contract(backend, tmp_path):
     assert np.all(dt["posterior_predictive"]["y_rep"].values <= data.cells["n_runs"].to_numpy())
     # saved and reloaded without loss
     loaded, info = load_fit(tmp_path / "logistic.nc")
-    np.testing.assert_array_equal(loaded["posterior"]["alpha"].values, dt["posterior"]["alpha"].values)
+    for group, name in [("posterior", "alpha"), ("log_likelihood", "log_lik"), ("posterior_predictive", "y_rep")]:
+        np.testing.assert_array_equal(loaded[group][name].values, dt[group][name].values)
     assert info["status"] == "complete" and info["backend"] == backend
     assert info["settings"]["seed"] == 3 and info["data_fingerprint"] == data.fingerprint()
     assert info["diagnostics"]["checks_made"]["no_divergences"] in (True, False)

@@ -113,3 +113,15 @@ def test_one_psis_per_fit_serves_loo_and_loo_pit_as_arviz_computes_them():
     # precomputed results are used as given
     table = loo_compare({"a": fit}, loos={"a": shared})
     assert table.loc[0, "elpd_loo"] == shared.elpd
+
+
+def test_column_logsumexp_matches_scipy_with_infinite_columns():
+    from scipy.special import logsumexp
+
+    from horizon_zoo.compare import _logsumexp_columns
+
+    x = np.random.default_rng(2).normal(0, 300, size=(500, 6))
+    x[:, 3] = -np.inf  # a cell no draw can produce
+    x[7, 4] = np.inf
+    x[:, 5] = 1e-300  # constant column
+    np.testing.assert_allclose(_logsumexp_columns(x), logsumexp(x, axis=0), rtol=1e-13)
