@@ -385,7 +385,7 @@ def _models_the_data_can_feed(zoo: list[ZooModel], data: RunData, *, explicit: b
                               ) -> tuple[list[ZooModel], dict[str, str]]:
     """Leave out trend models when agents lack release dates (an error if they were asked for)."""
     dated = bool(data.release_dates) and all(a in data.release_dates for a in data.agents)
-    needs = [m.name for m in zoo if "release_year" in m.info.get("inputs", {})]
+    needs = [m.name for m in zoo if m.reads("release_year")]
     if dated or not needs:
         return zoo, {}
     reason = "needs a release date for every agent (--release-dates FILE)"

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -190,7 +190,8 @@ def sample(
         The contract's Stan data (see :func:`horizon_zoo.contract.stan_data`).
     settings
         Chains, warmup, draws, seed, adapt_delta, max_treedepth, thin, threads_per_chain (models
-        that declare ``grainsize`` sum their likelihood with ``reduce_sum`` when it is above 1).
+        that declare ``grainsize`` sum their likelihood with ``reduce_sum`` when it is above 1;
+        the others are sampled with 1).
     backend
         ``auto`` (CmdStanPy if CmdStan is installed, else PyStan), ``cmdstanpy`` or ``pystan``.
     inits
@@ -203,6 +204,10 @@ def sample(
         Show the backend's progress display on stderr.
     """
     name = resolve_backend(backend)
+    if settings.threads_per_chain > 1 and not model.reads("grainsize"):
+        # Without reduce_sum a chain runs on one thread whatever it is given; under CmdStan more
+        # threads per chain would only cut the chains run at once (cores // threads).
+        settings = replace(settings, threads_per_chain=1)
     data = program_data(model, {**data, "grainsize": grainsize(int(data["N"]), settings.threads_per_chain)})
     if inits is not None and len(inits) != settings.chains:
         raise ValueError(f"need one init per chain ({settings.chains}), got {len(inits)}")
@@ -258,12 +263,11 @@ def program_data(model: ZooModel, data: dict[str, Any]) -> dict[str, Any]:
     """The contract data that ``model`` declares: optional variables only when it reads them."""
     from horizon_zoo.contract import OPTIONAL_DATA
 
-    inputs = model.info.get("inputs", {})
-    missing = [v.name for v in OPTIONAL_DATA if v.name in inputs and v.name not in data]
+    missing = [v.name for v in OPTIONAL_DATA if model.reads(v.name) and v.name not in data]
     if missing:
         raise DataError(f"model '{model.name}' reads {', '.join(missing)}, which this data does not provide.")
     optional = {v.name for v in OPTIONAL_DATA}
-    return {k: v for k, v in data.items() if k not in optional or k in inputs}
+    return {k: v for k, v in data.items() if k not in optional or model.reads(k)}
 
 
 # --- PyStan ---------------------------------------------------------------------------------
@@ -378,7 +382,7 @@ def _sample_pystan(
     quiet = _ProgressOnly() if progress else contextlib.redirect_stderr(io.StringIO())
     if settings.threads_per_chain not in (1, os.cpu_count()):
         # httpstan never sizes Stan's TBB thread pool, so TBB uses what the machine offers.
-        log.warning("PyStan cannot set threads per chain: %s's reduce_sum (if it has one) uses all %s cores "
+        log.warning("PyStan cannot set threads per chain: %s's reduce_sum uses all %s cores "
                     "in each chain, not %d", model.name, os.cpu_count(), settings.threads_per_chain)
     kwargs: dict[str, Any] = {"num_chains": settings.chains, "num_samples": settings.draws,
                               "num_thin": settings.thin}

@@ -60,7 +60,7 @@ def fit_model(
     """
     settings = settings_for(model, settings or SamplerSettings())
     data = stan_data(run_data, grid)
-    if "release_year" in model.info.get("inputs", {}) and "release_year" not in data:
+    if model.reads("release_year") and "release_year" not in data:
         undated = [a for a in run_data.agents if a not in (run_data.release_dates or {})]
         raise DataError(
             f"model '{model.name}' reads release_year: it needs a release date for every agent "

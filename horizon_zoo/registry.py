@@ -71,6 +71,11 @@ class ZooModel:
         """The model's own lower bound on adapt_delta (header ``adapt_delta``), else 0."""
         return float(self.header.get("adapt_delta", 0.0))
 
+    def reads(self, name: str) -> bool:
+        """Whether the program's data block declares ``name`` (for the contract's optional
+        variables, such as ``release_year`` or ``grainsize``)."""
+        return name in self.info.get("inputs", {})
+
     @property
     def title(self) -> str:
         return str(self.header["title"])

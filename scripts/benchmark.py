@@ -428,7 +428,7 @@ def section_threads(models: list[str], dataset: str, settings: dict[str, Any]) -
     threads = os.cpu_count() or 1
     rows = []
     for model in models:
-        if "grainsize" not in resolve(model).info.get("inputs", {}):
+        if not resolve(model).reads("grainsize"):
             print(f"threads: {model} does not thread its likelihood (no grainsize); skipped", file=sys.stderr)
             continue
         print(f"threads: {model} on {dataset}, 1 chain with 1 then {threads} threads ...", file=sys.stderr, flush=True)

@@ -151,7 +151,7 @@ def small_stan_data() -> dict:
     return stan_data(load_runs(make_runs(n_agents=4, n_tasks=30, runs_per_cell=3, seed=2)))
 
 
-THREADED = sorted(name for name, model in discover().items() if "grainsize" in model.info.get("inputs", {}))
+THREADED = sorted(name for name, model in discover().items() if model.reads("grainsize"))
 
 
 def test_threads_per_chain_switches_reduce_sum_on_and_is_left_out_when_one():
@@ -199,12 +199,14 @@ def test_reduce_sum_slices_add_up_to_the_one_thread_likelihood(name, weighted):
         np.testing.assert_allclose([threaded.log_prob(u) for u in unconstrained], expected, rtol=1e-10)
 
 
-@pytest.mark.parametrize("threads, parallel_chains", [(1, 2), (2, 1)])
-def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypatch, tmp_path, threads,
-                                                                         parallel_chains):
+@pytest.mark.parametrize("model, threads, used_threads, parallel_chains",
+                         [("logistic", 1, 1, 2), ("logistic", 2, 2, 1), ("bradley_terry", 2, 1, 2)])
+def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypatch, tmp_path, model, threads,
+                                                                         used_threads, parallel_chains):
     """CmdStan cannot be installed here, so a stand-in for cmdstanpy checks what the backend asks
     of it (a STAN_THREADS build, threads per chain, chains sharing the cores) and how it reads
-    the chain-major output back."""
+    the chain-major output back. A model without reduce_sum (bradley_terry) gets one thread per
+    chain, so that its chains keep every core."""
     cmdstanpy = pytest.importorskip("cmdstanpy")
     from horizon_zoo import backends
 
@@ -233,12 +235,12 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
     monkeypatch.setattr(backends.os, "cpu_count", lambda: 2)
     data = small_stan_data()
     settings = SamplerSettings(chains=chains, warmup=5, draws=draws, threads_per_chain=threads)
-    result = backends.sample(discover()["logistic"], data, settings, backend="cmdstanpy", progress=False)
+    result = backends.sample(discover()[model], data, settings, backend="cmdstanpy", progress=False)
 
     assert asked["cpp_options"] == {"STAN_THREADS": "true"}
-    assert (asked["threads_per_chain"], asked["parallel_chains"]) == (threads, parallel_chains)
-    assert asked["data"]["grainsize"] == grainsize(data["N"], threads)
+    assert (asked["threads_per_chain"], asked["parallel_chains"]) == (used_threads, parallel_chains)
+    assert asked["data"].get("grainsize") == (grainsize(data["N"], threads) if model == "logistic" else None)
     expected = np.arange(chains)[:, None] * 1000 + np.arange(draws)
-    assert np.array_equal(result.variables["alpha"][..., 0], expected)
+    assert np.array_equal(result.variables[next(iter(discover()[model].parameter_dims))][..., 0], expected)
     assert np.array_equal(result.stats["lp"], expected)
     assert result.backend == "cmdstanpy"
