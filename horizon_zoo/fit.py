@@ -163,7 +163,7 @@ def load_fit(nc_path: str | Path) -> tuple[xr.DataTree, dict[str, Any]]:
 
 
 def _compression(idata: xr.DataTree) -> dict[str, dict[str, dict[str, Any]]]:
-    # Level 1: level 4 took ~1.5x as long for files 1-3% smaller. The byte shuffle helps the
+    # Level 1: level 4 took 1.3-1.6x as long for files 1-4% smaller. The byte shuffle helps the
     # integer replicates and smooth curves (p_curve 26 vs 31 MiB on cyber-horizons) but not
     # log_lik, whose values repeat exactly wherever an agent meets tasks of the same length: on
     # cyber-horizons' logistic fit it shrank to 64 MiB in 1.5 s unshuffled, 119 MiB in 3.2 s
