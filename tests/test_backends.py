@@ -235,12 +235,13 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
     monkeypatch.setattr(backends.os, "cpu_count", lambda: 2)
     data = small_stan_data()
     settings = SamplerSettings(chains=chains, warmup=5, draws=draws, threads_per_chain=threads)
-    result = backends.sample(discover()[model], data, settings, backend="cmdstanpy", progress=False)
+    zoo_model = discover()[model]
+    result = backends.sample(zoo_model, data, settings, backend="cmdstanpy", progress=False)
 
     assert asked["cpp_options"] == {"STAN_THREADS": "true"}
     assert (asked["threads_per_chain"], asked["parallel_chains"]) == (used_threads, parallel_chains)
-    assert asked["data"].get("grainsize") == (grainsize(data["N"], threads) if model == "logistic" else None)
+    assert asked["data"].get("grainsize") == (grainsize(data["N"], threads) if zoo_model.reads("grainsize") else None)
     expected = np.arange(chains)[:, None] * 1000 + np.arange(draws)
-    assert np.array_equal(result.variables[next(iter(discover()[model].parameter_dims))][..., 0], expected)
+    assert np.array_equal(result.variables[next(iter(zoo_model.parameter_dims))][..., 0], expected)
     assert np.array_equal(result.stats["lp"], expected)
     assert result.backend == "cmdstanpy"
