@@ -124,6 +124,49 @@ def test_same_seed_gives_identical_draws():
 
 
 @pytest.mark.skipif("pystan" not in BACKENDS, reason="PyStan is not installed")
+def test_warmup_schedule_is_validated_and_left_out_at_stans_defaults():
+    # fits and caches written before the schedule became a setting must still match
+    assert {"init_buffer", "metric_window"}.isdisjoint(SamplerSettings().as_dict())
+    assert SamplerSettings(init_buffer=10, metric_window=15).as_dict().items() >= {"init_buffer": 10,
+                                                                                   "metric_window": 15}.items()
+    for bad in ({"init_buffer": 0}, {"metric_window": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            SamplerSettings(**bad)
+
+
+def test_pystan_path_passes_the_warmup_schedule_and_drops_the_raw_output_before_copying(monkeypatch):
+    """A stand-in for PyStan's build: what the backend asks of the sampler, and that every chain's
+    raw JSON (GBs at scale) is let go before the draws are copied out of the fit."""
+    stan = pytest.importorskip("stan")
+    from horizon_zoo import backends
+
+    chains, draws, asked = 2, 3, {}
+    model = discover()["bradley_terry"]
+
+    class FakeFit:
+        sample_and_sampler_param_names = ("lp__",)
+
+        def __init__(self):
+            self.stan_outputs = (b"chain 1 json", b"chain 2 json")
+
+        def __getitem__(self, name):  # (*dims, draws * chains)
+            assert self.stan_outputs == (), "draws copied while the raw output is still held"
+            dims = model.parameter_dims.get(name, ())
+            return np.zeros((*[2] * len(dims), draws * chains))
+
+    class FakePosterior:
+        def sample(self, **kwargs):
+            asked.update(kwargs)
+            return FakeFit()
+
+    monkeypatch.setattr(stan, "build", lambda code, data, random_seed: FakePosterior())
+    monkeypatch.setattr(backends, "variable_names", lambda m: list(m.parameter_dims)[:1])
+    settings = SamplerSettings(chains=chains, warmup=5, draws=draws, init_buffer=10, metric_window=15)
+    result = backends.sample(model, small_stan_data(), settings, backend="pystan", progress=False)
+    assert (asked["init_buffer"], asked["window"], asked["num_warmup"]) == (10, 15, 5)
+    assert result.stats["lp"].shape == (chains, draws)
+
+
 def test_pystan_cleanup_deletes_only_this_calls_fits(monkeypatch, tmp_path):
     # Another process sampling the same program stores its fit beside ours; deleting the whole
     # fits folder made that process fail with "Fit ... not found".
@@ -234,11 +277,13 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
     monkeypatch.setattr(cmdstanpy, "cmdstan_version", lambda: "2.36")
     monkeypatch.setattr(backends.os, "cpu_count", lambda: 2)
     data = small_stan_data()
-    settings = SamplerSettings(chains=chains, warmup=5, draws=draws, threads_per_chain=threads)
+    settings = SamplerSettings(chains=chains, warmup=5, draws=draws, threads_per_chain=threads, init_buffer=10,
+                               metric_window=15)
     zoo_model = discover()[model]
     result = backends.sample(zoo_model, data, settings, backend="cmdstanpy", progress=False)
 
     assert asked["cpp_options"] == {"STAN_THREADS": "true"}
+    assert (asked["adapt_init_phase"], asked["adapt_metric_window"]) == (10, 15)
     assert (asked["threads_per_chain"], asked["parallel_chains"]) == (used_threads, parallel_chains)
     assert asked["data"].get("grainsize") == (grainsize(data["N"], threads) if zoo_model.reads("grainsize") else None)
     expected = np.arange(chains)[:, None] * 1000 + np.arange(draws)

@@ -167,6 +167,8 @@ HOSTILE_COMMANDS = [
      ["invalid sampler setting", "thin"]),
     ("zero threads per chain", lambda t: ["fit", "--model", "logistic", "--threads-per-chain", "0"], 2,
      ["invalid sampler setting", "threads_per_chain"]),
+    ("empty first metric window", lambda t: ["fit", "--model", "logistic", "--metric-window", "0"], 2,
+     ["invalid sampler setting", "metric_window"]),
 ]
 
 
