@@ -64,12 +64,15 @@ RESULTS = REPO / "docs" / "benchmark-results"
 REPORT = REPO / "docs" / "benchmarks.md"
 DATASETS = {"default": None, "metr": SHARED / "metr-early" / "all_runs.jsonl",
             "cyber": SHARED / "cyber-horizons" / "all_runs.jsonl", "scaleup": "scaleup"}
+DEFAULT_DRAWS = 1000
 SCALEUP = {"agents": 40, "tasks": 500, "families": 100, "runs": 8, "seed": 7}
 DATASET_NOTES = {"scaleup": f"Scale-up: {SCALEUP['agents']} agents x {SCALEUP['tasks']} tasks in {SCALEUP['families']} "
                  f"families x {SCALEUP['runs']} runs = {SCALEUP['agents'] * SCALEUP['tasks'] * SCALEUP['runs']:,} "
                  f"runs in {SCALEUP['agents'] * SCALEUP['tasks']:,} cells (synthetic_runs, seed {SCALEUP['seed']}). "
                  "Each model in a fresh process with nothing else running; peak memory is the summed RSS of "
-                 "the process tree. Thinning keeps 1,000 draws: log_lik and y_rep of every kept draw, not the "
+                 "the process tree (peak_mem_gib) and its summed PSS (peak_pss_gib, recorded since 2026-12-03), "
+                 "which counts the pages PyStan's forked chain workers share with their parent once; the "
+                 "memory target is judged on PSS where it was recorded. Thinning keeps 1,000 draws: log_lik and y_rep of every kept draw, not the "
                  "gradient, dominate time and memory at this size (unthinned, logistic needed 9.2 GiB). With "
                  "250 draws per chain R-hat is noisier; where it is 1.01-1.02 ('warn'), more draws at a "
                  "higher thinning (--draws 2000 --thin 8) keep the same output."}
@@ -123,13 +126,20 @@ def per_run(data: Any) -> Any:
 
 
 class PeakMemory:
-    """Largest summed RSS of this process and all its descendants, sampled every 0.2 s."""
+    """Largest summed memory of this process and all its descendants, sampled every 0.2 s.
+
+    ``peak`` sums RSS, which counts a page once for every process that maps it: PyStan's chain
+    workers are forked from this process and share its pages copy-on-write, so the sum overstates
+    what the tree takes from the machine. ``peak_pss`` sums the proportional set size (a shared
+    page split among its sharers), which adds up to the memory actually used.
+    """
 
     def __init__(self) -> None:
         import psutil
 
         self._proc = psutil.Process()
         self.peak = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -137,13 +147,14 @@ class PeakMemory:
         import psutil
 
         while not self._stop.is_set():
-            total = 0
+            rss = pss = 0
             for p in [self._proc, *self._proc.children(recursive=True)]:
                 try:
-                    total += p.memory_info().rss
+                    full = p.memory_full_info()  # smaps_rollup on Linux: cheap
+                    rss, pss = rss + full.rss, pss + getattr(full, "pss", full.rss)
                 except psutil.Error:
                     pass
-            self.peak = max(self.peak, total)
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
             self._stop.wait(0.2)
 
     def __enter__(self) -> PeakMemory:
@@ -182,7 +193,7 @@ def fit_worker(model_name: str, dataset: str, settings: dict[str, Any], bernoull
             "min_ess_bulk_at": d.min_ess_bulk_at,
             "ess_per_s": d.min_ess_bulk / t["sample_s"] if t.get("sample_s") else None, "divergences": d.divergences,
             "max_rhat": d.max_rhat, "max_rhat_at": d.max_rhat_at, "verdict": d.verdict,
-            "peak_mem_gib": memory.peak / 2**30,
+            "peak_mem_gib": memory.peak / 2**30, "peak_pss_gib": memory.peak_pss / 2**30,
             "adapt_delta": fit.info["settings"]["adapt_delta"], "posterior": summary,
             "leapfrog_steps": int(fit.idata["sample_stats"]["n_steps"].sum())}
 
@@ -263,7 +274,7 @@ def section_fits(models: list[str], datasets: list[str], settings: dict[str, Any
 def section_gq(models: list[str], dataset: str, settings: dict[str, Any], sampler: str) -> pd.DataFrame:
     """Sampling without the generated quantities, beside the full program's sampling time when
     the fits section has measured it with the same sampler settings."""
-    fits_file = RESULTS / f"fits_{_dataset_label(dataset)}{_thin_suffix(settings)}.json"
+    fits_file = RESULTS / f"fits_{_dataset_label(dataset)}{_settings_suffix(settings)}.json"
     fits = json.loads(fits_file.read_text()) if fits_file.is_file() else {}
     full = {r["model"]: r.get("sample_s") for r in fits.get("rows", [])} if fits.get("sampler") == sampler else {}
     rows = []
@@ -526,10 +537,15 @@ def targets_table() -> pd.DataFrame:
                 rows.append({"target": SCALEUP_TARGET, "measured on": f"{r['model']} ({path.stem})",
                              "result": r.get("error", "failed"), "met": False})
                 continue
-            met = r["wall_s"] < SCALEUP_MAX_S and r["peak_mem_gib"] < SCALEUP_MAX_GIB \
-                and r["min_ess_bulk"] >= SCALEUP_MIN_ESS
+            # Rows measured before PSS was recorded carry only the summed RSS, an upper bound.
+            pss = r.get("peak_pss_gib")  # null where rows of both kinds share a file
+            memory = r["peak_mem_gib"] if pss is None else pss
+            met = r["wall_s"] < SCALEUP_MAX_S and memory < SCALEUP_MAX_GIB and r["min_ess_bulk"] >= SCALEUP_MIN_ESS
             rows.append({"target": SCALEUP_TARGET, "measured on": f"{r['model']} ({stored.get('sampler')})",
-                         "result": f"{r['wall_s'] / 60:.1f} min, {r['peak_mem_gib']:.2f} GiB, ESS {r['min_ess_bulk']:.0f}"
+                         "result": f"{r['wall_s'] / 60:.1f} min, "
+                                   + (f"{r['peak_pss_gib']:.2f} GiB (PSS; summed RSS {r['peak_mem_gib']:.2f})"
+                                      if pss is not None else f"{r['peak_mem_gib']:.2f} GiB (summed RSS)")
+                                   + f", ESS {r['min_ess_bulk']:.0f}"
                                    f"; diagnostics {r['verdict']} (max R-hat {r['max_rhat']:.3f})",
                          "met": met})
     from horizon_zoo.registry import discover
@@ -574,8 +590,15 @@ def _dataset_label(dataset: str) -> str:
     return dataset if dataset in DATASETS else Path(dataset).stem
 
 
-def _thin_suffix(settings: dict[str, Any]) -> str:
-    return f"_thin{settings['thin']}" if settings.get("thin", 1) > 1 else ""
+def _settings_suffix(settings: dict[str, Any]) -> str:
+    """What sets a run's result file apart from the default settings' one: a result file has one
+    sampler line, so runs with other draws, thinning or warmup schedule must not share it."""
+    suffix = f"_thin{settings['thin']}" if settings.get("thin", 1) > 1 else ""
+    if settings.get("draws", DEFAULT_DRAWS) != DEFAULT_DRAWS:
+        suffix += f"_draws{settings['draws']}"
+    if "init_buffer" in settings or "metric_window" in settings:
+        suffix += f"_ib{settings.get('init_buffer', 75)}w{settings.get('metric_window', 25)}"
+    return suffix
 
 
 def _section_of(stem: str) -> tuple[str, str]:
@@ -610,8 +633,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="all", help="comma-separated zoo models (default: all)")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1000)
-    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=DEFAULT_DRAWS)
     parser.add_argument("--thin", type=int, default=1, help="keep every THIN-th draw (default: 1)")
+    parser.add_argument("--init-buffer", type=int, default=75,
+                        help="warmup iterations before the first metric estimate (default: 75, Stan's)")
+    parser.add_argument("--metric-window", type=int, default=25,
+                        help="first metric window of warmup (default: 25, Stan's)")
     parser.add_argument("--seed", type=int, default=20250319)
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     parser.add_argument("--sims", type=int, default=100, help="SBC simulations per model (default: 100)")
@@ -625,8 +652,12 @@ def main(argv: list[str] | None = None) -> int:
     datasets = args.datasets.split(",")
     settings = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws, "seed": args.seed,
                 "thin": args.thin}
+    if (args.init_buffer, args.metric_window) != (75, 25):
+        settings |= {"init_buffer": args.init_buffer, "metric_window": args.metric_window}
     sampler = (f"{args.chains} chains x {args.warmup} warmup + {args.draws} draws"
-               + (f", thinned by {args.thin}" if args.thin > 1 else ""))
+               + (f", thinned by {args.thin}" if args.thin > 1 else "")
+               + (f", first metric after {args.init_buffer} + {args.metric_window} warmup iterations"
+                  if "init_buffer" in settings else ""))
     command = "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     run_section = {"fits": lambda dataset: section_fits(models, [dataset], settings),
                    "compare": lambda dataset: section_compare([dataset], settings, args.keep_runs),
@@ -637,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
             for dataset in datasets:
                 # thinned runs are kept beside the unthinned ones rather than replacing them
                 one_chain = section == "threads"  # its note says why
-                store(f"{section}_{_dataset_label(dataset)}{_thin_suffix(settings)}",
+                store(f"{section}_{_dataset_label(dataset)}{_settings_suffix(settings)}",
                       run_section[section](dataset), command,
                       note="" if one_chain else DATASET_NOTES.get(dataset, ""),
                       sampler=sampler.replace(f"{args.chains} chains", "1 chain") if one_chain else sampler)

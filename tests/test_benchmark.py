@@ -49,7 +49,10 @@ def test_results_of_one_model_replace_only_that_models_row(bench, capsys):
 def test_targets_are_judged_from_the_stored_results(bench, capsys):
     bench.store("fits_scaleup_thin4", pd.DataFrame([
         _fit_row("fast", 600, 2.5, 700), _fit_row("slow", 1000, 2.5, 700),
-        _fit_row("heavy", 600, 4.5, 700), _fit_row("short", 600, 2.5, 399)]), "cmd", sampler="thinned by 4")
+        _fit_row("heavy", 600, 4.5, 700), _fit_row("short", 600, 2.5, 399),
+        # summed RSS counts pages the forked chain workers share with their parent once per process
+        _fit_row("shared", 600, 4.5, 700) | {"peak_pss_gib": 3.6},
+        _fit_row("heavy_pss", 600, 4.5, 700) | {"peak_pss_gib": 4.1}]), "cmd", sampler="thinned by 4")
     bench.store("compare_cyber", pd.DataFrame([{"dataset": "cyber", "wall_min": 33.4}]), "cmd")
     bench.store("compare_metr", pd.DataFrame([{"dataset": "metr", "wall_min": 8.5}]), "cmd")
     capsys.readouterr()
@@ -59,10 +62,12 @@ def test_targets_are_judged_from_the_stored_results(bench, capsys):
 
     unmeasured = {m: False for m in discover()}  # zoo models without a scale-up row are listed as not met
     assert met == {"cyber": False, "metr": True, "fast (thinned by 4)": True, "slow (thinned by 4)": False,
-                   "heavy (thinned by 4)": False, "short (thinned by 4)": False, **unmeasured}
+                   "heavy (thinned by 4)": False, "short (thinned by 4)": False, "shared (thinned by 4)": True,
+                   "heavy_pss (thinned by 4)": False, **unmeasured}
     bench.write_report()
     report = bench.REPORT.read_text()
     assert report.index("## Targets") < report.index("## Fits") and "33.4 min" in report
+    assert "3.60 GiB (PSS; summed RSS 4.50)" in report and "2.50 GiB (summed RSS)" in report
 
 
 def test_every_zoo_model_can_be_cut_to_its_sampling_part(bench):
@@ -114,3 +119,22 @@ def test_report_tables_keep_their_columns_when_a_header_holds_a_pipe(bench):
     header, rule, row = bench._markdown(frame).strip().splitlines()
     # An unescaped pipe would split a column in two; GitHub counts only unescaped ones.
     assert [len(re.split(r"(?<!\\)\|", line)) for line in (header, rule, row)] == [5, 5, 5]
+
+
+def test_runs_with_other_draws_thinning_or_warmup_schedule_keep_their_own_result_file(bench, monkeypatch):
+    """A result file has one sampler line: a run with other settings written into the default
+    file would relabel every other model's row."""
+    asked = []
+    monkeypatch.setattr(bench, "REPO", bench.REPORT.parent)  # main() names the report relative to the repo
+    monkeypatch.setattr(bench, "section_fits", lambda models, datasets, settings: asked.append(settings) or
+                        pd.DataFrame([_fit_row(models[0], 100, 1, 500)]))
+    bench.main(["--datasets", "scaleup", "--models", "logistic", "--thin", "4"])
+    bench.main(["--datasets", "scaleup", "--models", "weibull", "--thin", "6", "--draws", "1500"])
+    bench.main(["--datasets", "scaleup", "--models", "irt_2pl", "--thin", "4", "--init-buffer", "10",
+                "--metric-window", "15"])
+    files = {p.stem: json.loads(p.read_text()) for p in bench.RESULTS.glob("fits_*.json")}
+    assert sorted(files) == ["fits_scaleup_thin4", "fits_scaleup_thin4_ib10w15", "fits_scaleup_thin6_draws1500"]
+    assert files["fits_scaleup_thin4_ib10w15"]["sampler"].endswith("first metric after 10 + 15 warmup iterations")
+    assert "first metric" not in files["fits_scaleup_thin4"]["sampler"]
+    assert asked[2] | {"init_buffer": 10, "metric_window": 15} == asked[2] and "init_buffer" not in asked[0]
+    assert "scaleup_thin4_ib10w15" in bench.REPORT.read_text()
