@@ -64,7 +64,6 @@ RESULTS = REPO / "docs" / "benchmark-results"
 REPORT = REPO / "docs" / "benchmarks.md"
 DATASETS = {"default": None, "metr": SHARED / "metr-early" / "all_runs.jsonl",
             "cyber": SHARED / "cyber-horizons" / "all_runs.jsonl", "scaleup": "scaleup"}
-DEFAULT_DRAWS = 1000
 SCALEUP = {"agents": 40, "tasks": 500, "families": 100, "runs": 8, "seed": 7}
 DATASET_NOTES = {"scaleup": f"Scale-up: {SCALEUP['agents']} agents x {SCALEUP['tasks']} tasks in {SCALEUP['families']} "
                  f"families x {SCALEUP['runs']} runs = {SCALEUP['agents'] * SCALEUP['tasks'] * SCALEUP['runs']:,} "
@@ -72,8 +71,8 @@ DATASET_NOTES = {"scaleup": f"Scale-up: {SCALEUP['agents']} agents x {SCALEUP['t
                  "Each model in a fresh process with nothing else running; peak memory is the summed RSS of "
                  "the process tree (peak_mem_gib) and its summed PSS (peak_pss_gib, recorded since 2026-12-03), "
                  "which counts the pages PyStan's forked chain workers share with their parent once; the "
-                 "memory target is judged on PSS where it was recorded. Thinning keeps 1,000 draws: log_lik and y_rep of every kept draw, not the "
-                 "gradient, dominate time and memory at this size (unthinned, logistic needed 9.2 GiB). With "
+                 "memory target is judged on PSS where it was recorded. Thinning keeps 1,000 draws: log_lik "
+                 "and y_rep of every kept draw, not the gradient, dominate time and memory at this size (unthinned, logistic needed 9.2 GiB). With "
                  "250 draws per chain R-hat is noisier; where it is 1.01-1.02 ('warn'), more draws at a "
                  "higher thinning (--draws 2000 --thin 8) keep the same output."}
 SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc", "threads")
@@ -593,11 +592,15 @@ def _dataset_label(dataset: str) -> str:
 def _settings_suffix(settings: dict[str, Any]) -> str:
     """What sets a run's result file apart from the default settings' one: a result file has one
     sampler line, so runs with other draws, thinning or warmup schedule must not share it."""
+    from horizon_zoo.backends import SamplerSettings
+
+    default = SamplerSettings()
     suffix = f"_thin{settings['thin']}" if settings.get("thin", 1) > 1 else ""
-    if settings.get("draws", DEFAULT_DRAWS) != DEFAULT_DRAWS:
+    if settings.get("draws", default.draws) != default.draws:
         suffix += f"_draws{settings['draws']}"
     if "init_buffer" in settings or "metric_window" in settings:
-        suffix += f"_ib{settings.get('init_buffer', 75)}w{settings.get('metric_window', 25)}"
+        suffix += (f"_ib{settings.get('init_buffer', default.init_buffer)}"
+                   f"w{settings.get('metric_window', default.metric_window)}")
     return suffix
 
 
@@ -627,18 +630,21 @@ def store(section: str, table: pd.DataFrame, command: str, note: str = "", sampl
 
 
 def main(argv: list[str] | None = None) -> int:
+    from horizon_zoo.backends import SamplerSettings
+
+    default = SamplerSettings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", default="fits", help=f"comma-separated, of {', '.join(SECTIONS)}")
     parser.add_argument("--datasets", default="default,metr,cyber", help="default, metr, cyber, scaleup or paths")
     parser.add_argument("--models", default="all", help="comma-separated zoo models (default: all)")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1000)
-    parser.add_argument("--draws", type=int, default=DEFAULT_DRAWS)
+    parser.add_argument("--draws", type=int, default=default.draws)
     parser.add_argument("--thin", type=int, default=1, help="keep every THIN-th draw (default: 1)")
-    parser.add_argument("--init-buffer", type=int, default=75,
-                        help="warmup iterations before the first metric estimate (default: 75, Stan's)")
-    parser.add_argument("--metric-window", type=int, default=25,
-                        help="first metric window of warmup (default: 25, Stan's)")
+    parser.add_argument("--init-buffer", type=int, default=default.init_buffer,
+                        help="warmup iterations before the first metric estimate (default: %(default)s, Stan's)")
+    parser.add_argument("--metric-window", type=int, default=default.metric_window,
+                        help="first metric window of warmup (default: %(default)s, Stan's)")
     parser.add_argument("--seed", type=int, default=20250319)
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     parser.add_argument("--sims", type=int, default=100, help="SBC simulations per model (default: 100)")
@@ -652,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     datasets = args.datasets.split(",")
     settings = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws, "seed": args.seed,
                 "thin": args.thin}
-    if (args.init_buffer, args.metric_window) != (75, 25):
+    if (args.init_buffer, args.metric_window) != (default.init_buffer, default.metric_window):
         settings |= {"init_buffer": args.init_buffer, "metric_window": args.metric_window}
     sampler = (f"{args.chains} chains x {args.warmup} warmup + {args.draws} draws"
                + (f", thinned by {args.thin}" if args.thin > 1 else "")

@@ -123,7 +123,6 @@ def test_same_seed_gives_identical_draws():
     np.testing.assert_array_equal(a.idata["posterior"]["theta"].values, b.idata["posterior"]["theta"].values)
 
 
-@pytest.mark.skipif("pystan" not in BACKENDS, reason="PyStan is not installed")
 def test_warmup_schedule_is_validated_and_left_out_at_stans_defaults():
     # fits and caches written before the schedule became a setting must still match
     assert {"init_buffer", "metric_window"}.isdisjoint(SamplerSettings().as_dict())
@@ -167,6 +166,7 @@ def test_pystan_path_passes_the_warmup_schedule_and_drops_the_raw_output_before_
     assert result.stats["lp"].shape == (chains, draws)
 
 
+@pytest.mark.skipif("pystan" not in BACKENDS, reason="PyStan is not installed")
 def test_pystan_cleanup_deletes_only_this_calls_fits(monkeypatch, tmp_path):
     # Another process sampling the same program stores its fit beside ours; deleting the whole
     # fits folder made that process fail with "Fit ... not found".
