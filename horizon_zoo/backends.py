@@ -63,7 +63,7 @@ class SamplerSettings:
     # Warmup iterations before the first estimate of the metric, and the first metric window (Stan's
     # defaults 75 and 25). Until that estimate NUTS moves with a unit metric, and where the data pin
     # parameters to very different scales (the 160,000-run scale-up) those ~100 iterations run to
-    # the maximum tree depth and cost half of a chain's gradients. 10 and 15 took
+    # the maximum tree depth and cost 40-60% of a chain's gradients. 10 and 15 took
     # agent_family_interaction's scale-up fit from 20 to 11 min but made cumulative_surprisal's
     # slower, and on the real datasets the gain is small, so Stan's schedule stays the default.
     init_buffer: int = 75
