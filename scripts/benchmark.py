@@ -72,9 +72,10 @@ DATASET_NOTES = {"scaleup": f"Scale-up: {SCALEUP['agents']} agents x {SCALEUP['t
                  "the process tree (peak_mem_gib) and its summed PSS (peak_pss_gib, recorded since 2026-12-03), "
                  "which counts the pages PyStan's forked chain workers share with their parent once; the "
                  "memory target is judged on PSS where it was recorded. Thinning keeps 1,000 draws: log_lik "
-                 "and y_rep of every kept draw, not the gradient, dominate time and memory at this size (unthinned, logistic needed 9.2 GiB). With "
-                 "250 draws per chain R-hat is noisier; where it is 1.01-1.02 ('warn'), more draws at a "
-                 "higher thinning (--draws 2000 --thin 8) keep the same output."}
+                 "and y_rep of every kept draw, not the gradient, dominate time and memory at this size "
+                 "(unthinned, logistic needed 9.2 GiB). With 250 draws per chain R-hat is noisier; where it "
+                 "is 1.01-1.02 ('warn'), more draws at a higher thinning (--draws 2000 --thin 8) keep the "
+                 "same output."}
 SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc", "threads")
 MERGED_PER_MODEL = ("fits", "gq", "cold", "sbc", "threads")  # one row per model: a run replaces its models' rows only
 PER_DATASET = ("fits", "compare", "gq", "threads")  # one result file per dataset, so datasets can be measured at different times
@@ -672,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
     for section in args.sections.split(","):
         if section in PER_DATASET:
             for dataset in datasets:
-                # thinned runs are kept beside the unthinned ones rather than replacing them
+                # runs with other draws, thinning or warmup schedule are kept beside the default ones
                 one_chain = section == "threads"  # its note says why
                 store(f"{section}_{_dataset_label(dataset)}{_settings_suffix(settings)}",
                       run_section[section](dataset), command,
