@@ -592,7 +592,7 @@ def _dataset_label(dataset: str) -> str:
 
 def _settings_suffix(settings: dict[str, Any]) -> str:
     """What sets a run's result file apart from the default settings' one: a result file has one
-    sampler line, so runs with other draws, thinning or warmup schedule must not share it."""
+    sampler line, so runs with other draws, thinning, warmup schedule or tree depth must not share it."""
     from horizon_zoo.backends import SamplerSettings
 
     default = SamplerSettings()
@@ -602,6 +602,8 @@ def _settings_suffix(settings: dict[str, Any]) -> str:
     if "init_buffer" in settings or "metric_window" in settings:
         suffix += (f"_ib{settings.get('init_buffer', default.init_buffer)}"
                    f"w{settings.get('metric_window', default.metric_window)}")
+    if settings.get("max_treedepth", default.max_treedepth) != default.max_treedepth:
+        suffix += f"_td{settings['max_treedepth']}"
     return suffix
 
 
@@ -646,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="warmup iterations before the first metric estimate (default: %(default)s, Stan's)")
     parser.add_argument("--metric-window", type=int, default=default.metric_window,
                         help="first metric window of warmup (default: %(default)s, Stan's)")
+    parser.add_argument("--max-treedepth", type=int, default=default.max_treedepth,
+                        help="NUTS maximum tree depth (default: %(default)s, Stan's)")
     parser.add_argument("--seed", type=int, default=20250319)
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     parser.add_argument("--sims", type=int, default=100, help="SBC simulations per model (default: 100)")
@@ -661,10 +665,13 @@ def main(argv: list[str] | None = None) -> int:
                 "thin": args.thin}
     if (args.init_buffer, args.metric_window) != (default.init_buffer, default.metric_window):
         settings |= {"init_buffer": args.init_buffer, "metric_window": args.metric_window}
+    if args.max_treedepth != default.max_treedepth:
+        settings["max_treedepth"] = args.max_treedepth
     sampler = (f"{args.chains} chains x {args.warmup} warmup + {args.draws} draws"
                + (f", thinned by {args.thin}" if args.thin > 1 else "")
                + (f", first metric after {args.init_buffer} + {args.metric_window} warmup iterations"
-                  if "init_buffer" in settings else ""))
+                  if "init_buffer" in settings else "")
+               + (f", maximum tree depth {args.max_treedepth}" if "max_treedepth" in settings else ""))
     command = "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     run_section = {"fits": lambda dataset: section_fits(models, [dataset], settings),
                    "compare": lambda dataset: section_compare([dataset], settings, args.keep_runs),
@@ -673,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     for section in args.sections.split(","):
         if section in PER_DATASET:
             for dataset in datasets:
-                # runs with other draws, thinning or warmup schedule are kept beside the default ones
+                # runs with other draws, thinning, warmup schedule or tree depth are kept beside the default ones
                 one_chain = section == "threads"  # its note says why
                 store(f"{section}_{_dataset_label(dataset)}{_settings_suffix(settings)}",
                       run_section[section](dataset), command,

@@ -121,7 +121,7 @@ def test_report_tables_keep_their_columns_when_a_header_holds_a_pipe(bench):
     assert [len(re.split(r"(?<!\\)\|", line)) for line in (header, rule, row)] == [5, 5, 5]
 
 
-def test_runs_with_other_draws_thinning_or_warmup_schedule_keep_their_own_result_file(bench, monkeypatch):
+def test_runs_with_other_draws_thinning_warmup_schedule_or_tree_depth_keep_their_own_result_file(bench, monkeypatch):
     """A result file has one sampler line: a run with other settings written into the default
     file would relabel every other model's row."""
     asked = []
@@ -132,8 +132,12 @@ def test_runs_with_other_draws_thinning_or_warmup_schedule_keep_their_own_result
     bench.main(["--datasets", "scaleup", "--models", "weibull", "--thin", "6", "--draws", "1500"])
     bench.main(["--datasets", "scaleup", "--models", "irt_2pl", "--thin", "4", "--init-buffer", "10",
                 "--metric-window", "15"])
+    bench.main(["--datasets", "scaleup", "--models", "cumulative_surprisal", "--thin", "4", "--max-treedepth", "7"])
     files = {p.stem: json.loads(p.read_text()) for p in bench.RESULTS.glob("fits_*.json")}
-    assert sorted(files) == ["fits_scaleup_thin4", "fits_scaleup_thin4_ib10w15", "fits_scaleup_thin6_draws1500"]
+    assert sorted(files) == ["fits_scaleup_thin4", "fits_scaleup_thin4_ib10w15", "fits_scaleup_thin4_td7",
+                             "fits_scaleup_thin6_draws1500"]
+    assert files["fits_scaleup_thin4_td7"]["sampler"].endswith("maximum tree depth 7")
+    assert asked[3]["max_treedepth"] == 7 and "max_treedepth" not in asked[0]
     assert files["fits_scaleup_thin4_ib10w15"]["sampler"].endswith("first metric after 10 + 15 warmup iterations")
     assert "first metric" not in files["fits_scaleup_thin4"]["sampler"]
     assert asked[2] | {"init_buffer": 10, "metric_window": 15} == asked[2] and "init_buffer" not in asked[0]
