@@ -592,7 +592,8 @@ def _dataset_label(dataset: str) -> str:
 
 def _settings_suffix(settings: dict[str, Any]) -> str:
     """What sets a run's result file apart from the default settings' one: a result file has one
-    sampler line, so runs with other draws, thinning, warmup schedule or tree depth must not share it."""
+    sampler line, so runs with other draws, thinning, warmup schedule or tree depth must not share
+    it."""
     from horizon_zoo.backends import SamplerSettings
 
     default = SamplerSettings()
@@ -680,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     for section in args.sections.split(","):
         if section in PER_DATASET:
             for dataset in datasets:
-                # runs with other draws, thinning, warmup schedule or tree depth are kept beside the default ones
+                # runs with other draws, thinning, warmup schedule or tree depth keep their own file
                 one_chain = section == "threads"  # its note says why
                 store(f"{section}_{_dataset_label(dataset)}{_settings_suffix(settings)}",
                       run_section[section](dataset), command,

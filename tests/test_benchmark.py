@@ -121,9 +121,9 @@ def test_report_tables_keep_their_columns_when_a_header_holds_a_pipe(bench):
     assert [len(re.split(r"(?<!\\)\|", line)) for line in (header, rule, row)] == [5, 5, 5]
 
 
-def test_runs_with_other_draws_thinning_warmup_schedule_or_tree_depth_keep_their_own_result_file(bench, monkeypatch):
-    """A result file has one sampler line: a run with other settings written into the default
-    file would relabel every other model's row."""
+def test_runs_with_other_sampler_settings_keep_their_own_result_file(bench, monkeypatch):
+    """A result file has one sampler line: a run with other draws, thinning, warmup schedule or tree
+    depth written into the default file would relabel every other model's row."""
     asked = []
     monkeypatch.setattr(bench, "REPO", bench.REPORT.parent)  # main() names the report relative to the repo
     monkeypatch.setattr(bench, "section_fits", lambda models, datasets, settings: asked.append(settings) or
@@ -132,7 +132,8 @@ def test_runs_with_other_draws_thinning_warmup_schedule_or_tree_depth_keep_their
     bench.main(["--datasets", "scaleup", "--models", "weibull", "--thin", "6", "--draws", "1500"])
     bench.main(["--datasets", "scaleup", "--models", "irt_2pl", "--thin", "4", "--init-buffer", "10",
                 "--metric-window", "15"])
-    bench.main(["--datasets", "scaleup", "--models", "cumulative_surprisal", "--thin", "4", "--max-treedepth", "7"])
+    bench.main(["--datasets", "scaleup", "--models", "cumulative_surprisal", "--thin", "4",
+                "--max-treedepth", "7"])
     files = {p.stem: json.loads(p.read_text()) for p in bench.RESULTS.glob("fits_*.json")}
     assert sorted(files) == ["fits_scaleup_thin4", "fits_scaleup_thin4_ib10w15", "fits_scaleup_thin4_td7",
                              "fits_scaleup_thin6_draws1500"]
