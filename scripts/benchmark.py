@@ -592,14 +592,15 @@ def _dataset_label(dataset: str) -> str:
 
 def _settings_suffix(settings: dict[str, Any]) -> str:
     """What sets a run's result file apart from the default settings' one: a result file has one
-    sampler line, so runs with other draws, thinning, warmup schedule or tree depth must not share
-    it."""
+    sampler line, so runs with other chains, warmup, draws, thinning, warmup schedule or tree depth
+    must not share it."""
     from horizon_zoo.backends import SamplerSettings
 
     default = SamplerSettings()
     suffix = f"_thin{settings['thin']}" if settings.get("thin", 1) > 1 else ""
-    if settings.get("draws", default.draws) != default.draws:
-        suffix += f"_draws{settings['draws']}"
+    for name in ("chains", "warmup", "draws"):
+        if settings.get(name, getattr(default, name)) != getattr(default, name):
+            suffix += f"_{name}{settings[name]}"
     if "init_buffer" in settings or "metric_window" in settings:
         suffix += (f"_ib{settings.get('init_buffer', default.init_buffer)}"
                    f"w{settings.get('metric_window', default.metric_window)}")
@@ -641,8 +642,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", default="fits", help=f"comma-separated, of {', '.join(SECTIONS)}")
     parser.add_argument("--datasets", default="default,metr,cyber", help="default, metr, cyber, scaleup or paths")
     parser.add_argument("--models", default="all", help="comma-separated zoo models (default: all)")
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--chains", type=int, default=default.chains)
+    parser.add_argument("--warmup", type=int, default=default.warmup)
     parser.add_argument("--draws", type=int, default=default.draws)
     parser.add_argument("--thin", type=int, default=1, help="keep every THIN-th draw (default: 1)")
     parser.add_argument("--init-buffer", type=int, default=default.init_buffer,
@@ -681,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     for section in args.sections.split(","):
         if section in PER_DATASET:
             for dataset in datasets:
-                # runs with other draws, thinning, warmup schedule or tree depth keep their own file
+                # runs with other sampler settings than the defaults keep their own file
                 one_chain = section == "threads"  # its note says why
                 store(f"{section}_{_dataset_label(dataset)}{_settings_suffix(settings)}",
                       run_section[section](dataset), command,

@@ -122,8 +122,8 @@ def test_report_tables_keep_their_columns_when_a_header_holds_a_pipe(bench):
 
 
 def test_runs_with_other_sampler_settings_keep_their_own_result_file(bench, monkeypatch):
-    """A result file has one sampler line: a run with other draws, thinning, warmup schedule or tree
-    depth written into the default file would relabel every other model's row."""
+    """A result file has one sampler line: a run with other chains, warmup, draws, thinning, warmup
+    schedule or tree depth written into the default file would relabel every other model's row."""
     asked = []
     monkeypatch.setattr(bench, "REPO", bench.REPORT.parent)  # main() names the report relative to the repo
     monkeypatch.setattr(bench, "section_fits", lambda models, datasets, settings: asked.append(settings) or
@@ -134,9 +134,14 @@ def test_runs_with_other_sampler_settings_keep_their_own_result_file(bench, monk
                 "--metric-window", "15"])
     bench.main(["--datasets", "scaleup", "--models", "cumulative_surprisal", "--thin", "4",
                 "--max-treedepth", "7"])
+    bench.main(["--datasets", "scaleup", "--models", "logistic", "--thin", "4", "--warmup", "500"])
+    bench.main(["--datasets", "scaleup", "--models", "logistic", "--thin", "4", "--chains", "2"])
     files = {p.stem: json.loads(p.read_text()) for p in bench.RESULTS.glob("fits_*.json")}
-    assert sorted(files) == ["fits_scaleup_thin4", "fits_scaleup_thin4_ib10w15", "fits_scaleup_thin4_td7",
+    assert sorted(files) == ["fits_scaleup_thin4", "fits_scaleup_thin4_chains2", "fits_scaleup_thin4_ib10w15",
+                             "fits_scaleup_thin4_td7", "fits_scaleup_thin4_warmup500",
                              "fits_scaleup_thin6_draws1500"]
+    assert files["fits_scaleup_thin4_warmup500"]["sampler"].startswith("4 chains x 500 warmup")
+    assert files["fits_scaleup_thin4"]["sampler"].startswith("4 chains x 1000 warmup")
     assert files["fits_scaleup_thin4_td7"]["sampler"].endswith("maximum tree depth 7")
     assert asked[3]["max_treedepth"] == 7 and "max_treedepth" not in asked[0]
     assert files["fits_scaleup_thin4_ib10w15"]["sampler"].endswith("first metric after 10 + 15 warmup iterations")
