@@ -543,7 +543,7 @@ def targets_table() -> pd.DataFrame:
             met = r["wall_s"] < SCALEUP_MAX_S and memory < SCALEUP_MAX_GIB and r["min_ess_bulk"] >= SCALEUP_MIN_ESS
             rows.append({"target": SCALEUP_TARGET, "measured on": f"{r['model']} ({stored.get('sampler')})",
                          "result": f"{r['wall_s'] / 60:.1f} min, "
-                                   + (f"{r['peak_pss_gib']:.2f} GiB (PSS; summed RSS {r['peak_mem_gib']:.2f})"
+                                   + (f"{pss:.2f} GiB (PSS; summed RSS {r['peak_mem_gib']:.2f})"
                                       if pss is not None else f"{r['peak_mem_gib']:.2f} GiB (summed RSS)")
                                    + f", ESS {r['min_ess_bulk']:.0f}"
                                    f"; diagnostics {r['verdict']} (max R-hat {r['max_rhat']:.3f})",
@@ -597,8 +597,8 @@ def _settings_suffix(settings: dict[str, Any]) -> str:
     from horizon_zoo.backends import SamplerSettings
 
     default = SamplerSettings()
-    suffix = f"_thin{settings['thin']}" if settings.get("thin", 1) > 1 else ""
-    for name in ("chains", "warmup", "draws"):
+    suffix = ""
+    for name in ("thin", "chains", "warmup", "draws"):
         if settings.get(name, getattr(default, name)) != getattr(default, name):
             suffix += f"_{name}{settings[name]}"
     if "init_buffer" in settings or "metric_window" in settings:
@@ -645,7 +645,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chains", type=int, default=default.chains)
     parser.add_argument("--warmup", type=int, default=default.warmup)
     parser.add_argument("--draws", type=int, default=default.draws)
-    parser.add_argument("--thin", type=int, default=1, help="keep every THIN-th draw (default: 1)")
+    parser.add_argument("--thin", type=int, default=default.thin,
+                        help="keep every THIN-th draw (default: %(default)s)")
     parser.add_argument("--init-buffer", type=int, default=default.init_buffer,
                         help="warmup iterations before the first metric estimate (default: %(default)s, Stan's)")
     parser.add_argument("--metric-window", type=int, default=default.metric_window,
@@ -670,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_treedepth != default.max_treedepth:
         settings["max_treedepth"] = args.max_treedepth
     sampler = (f"{args.chains} chains x {args.warmup} warmup + {args.draws} draws"
-               + (f", thinned by {args.thin}" if args.thin > 1 else "")
+               + (f", thinned by {args.thin}" if args.thin != default.thin else "")
                + (f", first metric after {args.init_buffer} + {args.metric_window} warmup iterations"
                   if "init_buffer" in settings else "")
                + (f", maximum tree depth {args.max_treedepth}" if "max_treedepth" in settings else ""))
