@@ -3,7 +3,8 @@
 Both backends return the same :class:`Draws` (arrays shaped ``(chain, draw, *dims)`` and the
 sampler's diagnostics under ArviZ names), so everything after sampling is backend-agnostic.
 Compiled programs are cached: PyStan/httpstan keys its cache by program text, and CmdStan
-executables are kept under :func:`cache_dir` keyed by the program's hash.
+executables are kept under :func:`cache_dir` keyed by the program's hash. Both backends compile
+with stanc's optimisation level ``--O1`` (:data:`STANC_OPTIMISATION`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from horizon_zoo.errors import BackendError, DataError
 from horizon_zoo.registry import ZooModel
 
 log = logging.getLogger(__name__)
+
+# Stan's recommended optimisation level. Besides removing dead code, it stores a model-block
+# vector or matrix as one struct of arrays where every use allows it, which makes
+# cumulative_surprisal's gradient 1.6x faster. Neither backend uses it by default.
+STANC_OPTIMISATION = "O1"
 
 BACKENDS = ("cmdstanpy", "pystan")
 BackendName = Literal["auto", "cmdstanpy", "pystan"]
@@ -329,12 +335,63 @@ def _own_fits_removed() -> Iterator[None]:
                 httpstan.cache.delete_fit(name)
 
 
+def pystan_build(code: str, data: dict[str, Any], seed: int | None = None) -> Any:
+    """PyStan's ``stan.build`` of ``code`` on ``data``, compiled with ``stanc --O1`` (cached).
+
+    Tests that need PyStan's log density build through here too, so that they reuse the
+    backend's compiled program instead of compiling a second, unoptimised one.
+    """
+    import stan
+
+    with _canonical_executable(), _stanc_optimised():
+        return stan.build(_pystan_program(code), data=_jsonable(data), random_seed=seed)
+
+
+def _pystan_program(code: str) -> str:
+    """The program text handed to httpstan: ``code`` plus a comment naming the stanc level, because
+    httpstan keys its compiled-model cache by program text and must not reuse an unoptimised build."""
+    return f"{code.rstrip()}\n// compiled by horizon-zoo with stanc --{STANC_OPTIMISATION}\n"
+
+
+@contextlib.contextmanager
+def _stanc_optimised() -> Iterator[None]:
+    """Let httpstan run stanc with ``--O1``; it has no setting for stanc's arguments.
+
+    httpstan calls ``httpstan.compile.compile`` through the module, so replacing that function
+    for the duration of a build adds the flag without touching anything else it does.
+    """
+    import subprocess
+
+    import httpstan.compile
+
+    original = httpstan.compile.compile
+
+    def compile_optimised(program_code: str, stan_model_name: str) -> tuple[str, str]:
+        with tempfile.TemporaryDirectory(prefix="horizon_zoo_stanc_") as tmp:
+            stan_file = Path(tmp) / f"{stan_model_name}.stan"
+            stan_file.write_text(program_code, encoding="utf-8")
+            stanc = Path(httpstan.compile.__file__).with_name("stanc")
+            done = subprocess.run([str(stanc), f"--{STANC_OPTIMISATION}", "--name", stan_model_name,
+                                   "--warn-pedantic", "--print-cpp", str(stan_file)],
+                                  capture_output=True, timeout=60)
+        stderr = done.stderr.decode().strip()
+        if done.returncode != 0:
+            raise ValueError(stderr)  # what httpstan's own compile raises, reported the same way
+        return done.stdout.decode().strip(), stderr
+
+    httpstan.compile.compile = compile_optimised
+    try:
+        yield
+    finally:
+        httpstan.compile.compile = original
+
+
 def _pystan_is_compiled(code: str) -> bool:
     import httpstan.cache
     import httpstan.models
 
     with _canonical_executable():
-        name = httpstan.models.calculate_model_name(code)
+        name = httpstan.models.calculate_model_name(_pystan_program(code))
     return name.split("/")[-1] in {n.split("/")[-1] for n in httpstan.cache.list_model_names()}
 
 
@@ -370,8 +427,6 @@ def _sample_pystan(
     fixed_param: bool,
     progress: bool,
 ) -> Draws:
-    import stan
-
     _stop_httpstan_workers_at_exit()
     cached = _pystan_is_compiled(model.code)
     if not cached:
@@ -380,8 +435,8 @@ def _sample_pystan(
     try:
         # The C++ compiler writes pages of warnings straight to file descriptor 2.
         with _build_lock(model.sha256), _captured_fd2() as compiler_log, \
-                contextlib.redirect_stderr(io.StringIO()), _canonical_executable():
-            posterior = stan.build(model.code, data=_jsonable(data), random_seed=settings.seed)
+                contextlib.redirect_stderr(io.StringIO()):
+            posterior = pystan_build(model.code, data, settings.seed)
     except Exception as exc:  # PyStan raises ValueError/RuntimeError with the compiler output
         tail = "\n".join(compiler_log[0].splitlines()[-20:])
         raise BackendError(f"PyStan could not build {model.name}: {exc}\n{tail}".rstrip()) from None
@@ -464,7 +519,7 @@ def _sample_cmdstanpy(
     import cmdstanpy
 
     # Built with STAN_THREADS so that reduce_sum can use threads_per_chain (one build serves both).
-    build_dir = cache_dir() / "cmdstan" / f"{model.name}-{model.sha256[:16]}-threads"
+    build_dir = cache_dir() / "cmdstan" / f"{model.name}-{model.sha256[:16]}-threads-{STANC_OPTIMISATION}"
     build_dir.mkdir(parents=True, exist_ok=True)
     stan_file = build_dir / f"{model.name}.stan"
     if not stan_file.exists():
@@ -475,7 +530,9 @@ def _sample_cmdstanpy(
         _say(f"compiling {model.name} with CmdStan (first time only)", progress)
     start = time.perf_counter()
     try:
-        compiled_model = cmdstanpy.CmdStanModel(stan_file=str(stan_file), cpp_options={"STAN_THREADS": "true"})
+        compiled_model = cmdstanpy.CmdStanModel(stan_file=str(stan_file),
+                                                cpp_options={"STAN_THREADS": "true"},
+                                                stanc_options={STANC_OPTIMISATION: True})
     except Exception as exc:
         raise BackendError(f"CmdStan could not compile {model.name}: {exc}") from None
     compiled = time.perf_counter()

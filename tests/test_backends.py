@@ -212,9 +212,7 @@ def test_threads_per_chain_switches_reduce_sum_on_and_is_left_out_when_one():
 def test_reduce_sum_slices_add_up_to_the_one_thread_likelihood(name, weighted):
     """The log density with reduce_sum (grainsize 1 and 7: many slices, on both cores) equals the
     one-call sum at random points; a slice that is misindexed or dropped changes it."""
-    import stan as pystan
-
-    from horizon_zoo.backends import _canonical_executable, _jsonable, program_data
+    from horizon_zoo.backends import program_data, pystan_build
 
     model = resolve(name)
     data = small_stan_data()
@@ -222,24 +220,48 @@ def test_reduce_sum_slices_add_up_to_the_one_thread_likelihood(name, weighted):
         data["weight"] = np.random.default_rng(0).uniform(0.2, 2.0, size=data["N"])
 
     def build(grainsize: int):
-        with _canonical_executable():
-            return pystan.build(model.code, data=_jsonable(program_data(model, {**data, "grainsize": grainsize})),
-                                random_seed=1)
+        return pystan_build(model.code, program_data(model, {**data, "grainsize": grainsize}), seed=1)
 
     one_thread = build(0)
-    # fixed_param starts each chain at a random point of the unconstrained space and stays there
-    points = one_thread.fixed_param(num_chains=3, num_samples=1)
+    unconstrained, _ = random_points(one_thread, model)
+    expected = [one_thread.log_prob(u) for u in unconstrained]
+    for grainsize in (1, 7):
+        threaded = build(grainsize)
+        np.testing.assert_allclose([threaded.log_prob(u) for u in unconstrained], expected, rtol=1e-10)
+
+
+@pytest.mark.skipif("pystan" not in BACKENDS, reason="PyStan is not installed")
+def test_pystan_builds_run_stanc_with_O1_and_keep_its_errors():
+    """Within a build, httpstan's stanc call gets --O1: the parameter vector is then stored as one
+    struct of arrays (var_value<Eigen::...>), which stanc without the flag never does. A program
+    stanc rejects still raises httpstan's ValueError with stanc's message. The program text
+    httpstan caches by differs from an unoptimised build's."""
+    import httpstan.compile
+
+    from horizon_zoo import backends
+
+    code = "parameters { vector[3] x; } model { x ~ normal(0, 1); }"
+    plain, _ = httpstan.compile.compile(code, "plain_model")
+    with backends._stanc_optimised():
+        optimised, _ = httpstan.compile.compile(code, "optimised_model")
+        with pytest.raises(ValueError, match='Identifier "y" not in scope'):
+            httpstan.compile.compile(code.replace("x ~", "y ~"), "broken_model")
+    assert "var_value<Eigen" in optimised and "var_value<Eigen" not in plain
+    assert "var_value<Eigen" not in httpstan.compile.compile(code, "plain_model")[0]  # httpstan's own is back
+    assert backends._pystan_program(code).startswith(code) and backends._pystan_program(code) != code
+
+
+def random_points(posterior, model, chains: int = 3) -> tuple[list[list[float]], object]:
+    """``chains`` random points of the unconstrained space (Stan's uniform(-2, 2) inits, where
+    fixed_param starts each chain and stays) and the fit holding every variable there."""
+    points = posterior.fixed_param(num_chains=chains, num_samples=1)
     params = model.info["parameters"]
 
     def value(name: str, chain: int) -> float | list:
         v = np.asarray(points[name])[..., chain]
         return v.item() if params[name]["dimensions"] == 0 else v.tolist()
 
-    unconstrained = [one_thread.unconstrain_pars({p: value(p, c) for p in params}) for c in range(3)]
-    expected = [one_thread.log_prob(u) for u in unconstrained]
-    for grainsize in (1, 7):
-        threaded = build(grainsize)
-        np.testing.assert_allclose([threaded.log_prob(u) for u in unconstrained], expected, rtol=1e-10)
+    return [posterior.unconstrain_pars({p: value(p, c) for p in params}) for c in range(chains)], points
 
 
 @pytest.mark.parametrize("model, threads, used_threads, parallel_chains",
@@ -264,8 +286,8 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
             return {"lp__": lp[..., None], "divergent__": np.zeros((draws, chains, 1))}
 
     class FakeModel:
-        def __init__(self, stan_file, cpp_options):
-            asked["cpp_options"] = cpp_options
+        def __init__(self, stan_file, cpp_options, stanc_options):
+            asked["cpp_options"], asked["stanc_options"] = cpp_options, stanc_options
 
         def sample(self, **kwargs):
             asked.update(kwargs)
@@ -282,7 +304,7 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
     zoo_model = discover()[model]
     result = backends.sample(zoo_model, data, settings, backend="cmdstanpy", progress=False)
 
-    assert asked["cpp_options"] == {"STAN_THREADS": "true"}
+    assert asked["cpp_options"] == {"STAN_THREADS": "true"} and asked["stanc_options"] == {"O1": True}
     assert (asked["adapt_init_phase"], asked["adapt_metric_window"]) == (10, 15)
     assert (asked["threads_per_chain"], asked["parallel_chains"]) == (used_threads, parallel_chains)
     assert asked["data"].get("grainsize") == (grainsize(data["N"], threads) if zoo_model.reads("grainsize") else None)
