@@ -60,7 +60,7 @@ model {
   ceiling ~ beta(20, 1);
   guess ~ beta(1, 20);
   if (is_weighted) {
-    for (n in 1:N) target += weight[n] * binomial_lpmf(n_success[n] | n_runs[n], p);
+    for (n in 1:N) target += weight[n] * binomial_lpmf(n_success[n] | n_runs[n], p[n]);
   } else {
     target += binomial_lpmf(n_success | n_runs, p);
   }

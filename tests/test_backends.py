@@ -264,6 +264,34 @@ def random_points(posterior, model, chains: int = 3) -> tuple[list[list[float]],
     return [posterior.unconstrain_pars({p: value(p, c) for p in params}) for c in range(chains)], points
 
 
+@stan
+@pytest.mark.skipif("pystan" not in BACKENDS, reason="PyStan is not installed")
+@pytest.mark.parametrize("name", sorted(discover()))
+def test_the_model_block_adds_the_likelihood_that_log_lik_reports(name):
+    """Doubling every weight adds the model block's likelihood to the log density once more; at
+    random points that increase equals the sum of log_lik, with or without the binomial
+    coefficients (constants a model block may leave out). cumulative_surprisal writes its
+    likelihood out twice (see its model block), and the two copies must agree."""
+    from scipy.special import gammaln
+
+    from horizon_zoo.backends import program_data, pystan_build
+
+    model = resolve(name)
+    data = small_stan_data()
+    data["release_year"] = np.linspace(2019.0, 2025.0, data["A"])  # read by the trend model only
+    data = program_data(model, {**data, "grainsize": 0})
+    once = pystan_build(model.code, data, seed=1)
+    twice = pystan_build(model.code, {**data, "weight": 2.0 * np.asarray(data["weight"])}, seed=1)
+    unconstrained, points = random_points(once, model)
+    added = np.array([twice.log_prob(u) - once.log_prob(u) for u in unconstrained])
+    log_lik = np.asarray(points["log_lik"]).reshape(data["N"], -1).sum(axis=0)
+    n, y = np.asarray(data["n_runs"]), np.asarray(data["n_success"])
+    coefficients = np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1))
+    assert np.all(np.isfinite(added)) and np.ptp(added) > 0  # three different points
+    matches = [np.allclose(added, expected, rtol=1e-9) for expected in (log_lik, log_lik - coefficients)]
+    assert any(matches), (added, log_lik, coefficients)
+
+
 @pytest.mark.parametrize("model, threads, used_threads, parallel_chains",
                          [("logistic", 1, 1, 2), ("logistic", 2, 2, 1), ("bradley_terry", 2, 1, 2)])
 def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypatch, tmp_path, model, threads,
