@@ -187,6 +187,61 @@ def test_pystan_cleanup_deletes_only_this_calls_fits(monkeypatch, tmp_path):
     assert httpstan.fits.calculate_fit_name.__name__ == "calculate_fit_name"
 
 
+@pytest.mark.skipif("pystan" not in BACKENDS, reason="PyStan is not installed")
+def test_httpstan_reads_draws_in_bulk_and_never_blocks_its_loop_long(monkeypatch, tmp_path):
+    # httpstan's own loop waits up to 10 ms per chain and reads 8 KiB at a time, which stalls the
+    # other chains' samplers on their full sockets.
+    import select
+    import socket
+
+    import httpstan.services_stub as stub
+
+    from horizon_zoo.backends import HANDOVER_WAIT_S, _draws_received_promptly
+
+    waits = []
+    real_select = select.select
+
+    def recording_select(rlist, wlist, xlist, timeout=None):
+        waits.append(timeout)
+        return real_select(rlist, wlist, xlist, 0)
+
+    monkeypatch.setattr(select, "select", recording_select)
+    payload = bytes(range(256)) * 256  # 64 KiB: fits in the socket's buffer, so sendall returns
+    with _draws_received_promptly():
+        with stub.socket.socket(stub.socket.AF_UNIX, type=stub.socket.SOCK_STREAM) as server:
+            server.bind(str(tmp_path / "s.sock"))
+            server.listen(1)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.connect(str(tmp_path / "s.sock"))
+                client.sendall(payload)
+                conn, _ = server.accept()
+                with conn:
+                    assert stub.select.select([conn], [], [], 0.01)[0] == [conn]
+                    assert conn.recv(8192) == payload
+    assert waits == [HANDOVER_WAIT_S]
+    assert (stub.select, stub.socket) == (select, socket)
+
+
+@stan
+@pytest.mark.skipif("pystan" not in BACKENDS, reason="PyStan is not installed")
+def test_pystan_draws_are_the_same_whichever_way_httpstan_reads_them(monkeypatch):
+    # 1,600 cells: each draw's JSON line (~80 KB) spans many reads of either size
+    import contextlib
+
+    from horizon_zoo import backends
+    from horizon_zoo.contract import stan_data
+
+    data = stan_data(load_runs(make_runs(n_agents=40, n_tasks=40, runs_per_cell=2, seed=5)))
+    settings = SamplerSettings(chains=2, warmup=100, draws=40, seed=3)
+    prompt = backends.sample(resolve("logistic"), data, settings, backend="pystan", progress=False)
+    monkeypatch.setattr(backends, "_draws_received_promptly", contextlib.nullcontext)
+    stock = backends.sample(resolve("logistic"), data, settings, backend="pystan", progress=False)
+    assert prompt.variables["log_lik"].shape == (2, 40, 1600)
+    for name in ("alpha", "log_lik", "y_rep"):
+        np.testing.assert_array_equal(prompt.variables[name], stock.variables[name])
+    np.testing.assert_array_equal(prompt.stats["lp"], stock.stats["lp"])
+
+
 def small_stan_data() -> dict:
     """Contract data of 4 agents x 30 tasks, 3 runs per cell."""
     from horizon_zoo.contract import stan_data
