@@ -423,7 +423,7 @@ def _draws_received_promptly() -> Iterator[None]:
     it waits, no other chain's socket is read; their buffers fill and those samplers stall in
     ``send``. With thousands of cells (log_lik and y_rep are ~1.1 GB of JSON per cyber-horizons
     fit) the chains then spend much of the sampling phase waiting: logistic's four chains on
-    cyber-horizons finished after ~80 s instead of ~55. Waiting at most 1 ms (the coroutine then
+    cyber-horizons finished after ~80 s instead of ~57. Waiting at most 1 ms (the coroutine then
     sleeps 1 ms itself, giving the loop to the others) and reading up to 1 MiB at a time removes
     most of that; idle polling costs under a tenth of a core. The draws are the same bytes in the
     same order; only when they are read changes.
