@@ -164,9 +164,12 @@ def compare(
         Show progress on stderr; the command line recorded in ``manifest.json``.
     reloo_max
         Refit exactly the cells whose Pareto k exceeds 0.7 when a model has at most this many.
-    cv, folds, jobs
+    cv, folds
         Grouped cross-validation schemes to add (``task``, ``family``, ``agent``; see
-        :mod:`horizon_zoo.cv`), folds per scheme, and parallel processes for the folds.
+        :mod:`horizon_zoo.cv`) and folds per scheme.
+    jobs
+        Models (and CV folds) fitted this many at a time in separate processes. The results are
+        those of ``jobs=1``: a fit's draws depend only on model, data, settings and seed.
     """
     if cv:
         from horizon_zoo.cv import check_cv_options
@@ -184,27 +187,8 @@ def compare(
     fits: dict[str, Fit] = {}
     failed: dict[str, str] = {}
     with _marked_if_interrupted(run_dir, manifest, completed=fits):
-        for i, model in enumerate(zoo, start=1):
-            log.info("[%d/%d] %s: %s (%s)", i, len(zoo), model.name, settings.describe(), backend)
-            start = time.perf_counter()
-            saved = _saved_fit(run_dir, model, data, settings) if run_dir else None
-            if saved is not None:
-                log.info("[%d/%d] %s: reusing the completed fit in %s", i, len(zoo), model.name, run_dir / "fits")
-                fits[model.name] = saved
-                continue
-            try:
-                result = fit_model(model, data, settings=settings, backend=backend,
-                                   out_dir=run_dir / "fits" if run_dir else None, progress=progress)
-            except HorizonZooError as exc:  # one broken model should not sink the comparison
-                failed[model.name] = str(exc)
-                log.error("%s failed: %s", model.name, exc)
-                continue
-            fits[model.name] = result
-            d = result.diagnostics
-            log.info("[%d/%d] %s: done in %.0f s; diagnostics %s (max R-hat %.3f, min bulk ESS %.0f, "
-                     "%d divergences)%s", i, len(zoo), model.name, time.perf_counter() - start, d.verdict,
-                     d.max_rhat, d.min_ess_bulk, d.divergences,
-                     "" if not d.problems else ": " + "; ".join(d.problems))
+        _fit_zoo(zoo, data, settings, backend, run_dir, fits, failed, jobs=jobs, progress=progress)
+    fits = {m.name: fits[m.name] for m in zoo if m.name in fits}  # zoo order, however the fits finished
     if not fits:
         raise HorizonZooError("every model failed; see the messages above.")
     loos, checks = _compare_checks(fits, data, run_dir)
@@ -232,6 +216,72 @@ def compare(
                 write_table(trend[stem], run_dir / "tables", stem)
         _end_run(run_dir, manifest, sorted(fits), failed=failed)
     return result
+
+
+def _fit_zoo(zoo: list[ZooModel], data: RunData, settings: SamplerSettings, backend: str,
+             run_dir: Path | None, fits: dict[str, Fit], failed: dict[str, str], *, jobs: int,
+             progress: bool) -> None:
+    """Fit each model into ``fits`` (or its error into ``failed``), reusing completed fits in ``run_dir``.
+
+    With ``jobs`` > 1 the models are fitted in that many local processes at once. On two cores this
+    pays although each fit already runs its chains in parallel: a fit leaves the cores idle while its
+    last chains finish and while the backend hands the draws over (serial: 30-40 s of a PyStan fit
+    on cyber-horizons), and another model's sampling fills them.
+    """
+    from horizon_zoo.parallel import run_all
+
+    position = {m.name: i for i, m in enumerate(zoo, start=1)}
+    todo = []
+    for model in zoo:
+        saved = _saved_fit(run_dir, model, data, settings) if run_dir else None
+        if saved is not None:
+            log.info("[%d/%d] %s: reusing the completed fit in %s", position[model.name], len(zoo),
+                     model.name, run_dir / "fits")
+            fits[model.name] = saved
+        else:
+            todo.append(model)
+    workers = min(jobs, len(todo))
+    if workers <= 1:
+        for model in todo:
+            log.info("[%d/%d] %s: %s (%s)", position[model.name], len(zoo), model.name, settings.describe(),
+                     backend)
+            _record_fit(*_fit_or_error(model, data, settings, backend, run_dir, progress), position, fits,
+                        failed)
+        return
+    log.info("fitting %d models, %d at a time in separate processes (%s, %s); each is reported when it "
+             "finishes", len(todo), workers, settings.describe(), backend)
+    # no progress bars from the workers: interleaved on one terminal they would be unreadable
+    calls = [(model, data, settings, backend, run_dir, False) for model in todo]
+    for outcome in run_all(_fit_or_error, calls, jobs=workers):
+        _record_fit(*outcome, position, fits, failed)
+
+
+def _fit_or_error(model: ZooModel, data: RunData, settings: SamplerSettings, backend: str,
+                  run_dir: Path | None, progress: bool) -> tuple[ZooModel, Fit | str, float]:
+    """One model's fit (saved into ``run_dir``), or its error message when it fails (one broken
+    model should not sink the comparison), with the seconds it took. Top level so that worker
+    processes can run it."""
+    start = time.perf_counter()
+    try:
+        result: Fit | str = fit_model(model, data, settings=settings, backend=backend,
+                                      out_dir=run_dir / "fits" if run_dir else None, progress=progress)
+    except HorizonZooError as exc:
+        result = str(exc)
+    return model, result, time.perf_counter() - start
+
+
+def _record_fit(model: ZooModel, result: Fit | str, seconds: float, position: Mapping[str, int],
+                fits: dict[str, Fit], failed: dict[str, str]) -> None:
+    i, n = position[model.name], len(position)
+    if isinstance(result, str):
+        failed[model.name] = result
+        log.error("%s failed: %s", model.name, result)
+        return
+    fits[model.name] = result
+    d = result.diagnostics
+    log.info("[%d/%d] %s: done in %.0f s; diagnostics %s (max R-hat %.3f, min bulk ESS %.0f, "
+             "%d divergences)%s", i, n, model.name, seconds, d.verdict, d.max_rhat, d.min_ess_bulk,
+             d.divergences, "" if not d.problems else ": " + "; ".join(d.problems))
 
 
 def cv(

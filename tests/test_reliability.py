@@ -152,13 +152,13 @@ def test_interrupted_compare_resumes_from_completed_fits(tmp_path, write_runs):
 
 
 @pytest.mark.stan
-def test_same_seed_gives_identical_tables(tmp_path, write_runs):
+def test_same_seed_gives_identical_tables_whether_models_are_fitted_in_turn_or_at_once(tmp_path, write_runs):
     path = write_runs(make_runs(n_agents=3, n_tasks=8, runs_per_cell=3))
     settings = SamplerSettings(chains=2, warmup=150, draws=100, seed=11)
     tables = []
-    for name in ("a", "b"):
+    for name, jobs in (("a", 1), ("b", 2)):
         api.compare(path, models=["logistic", "constant_hazard"], settings=settings, out=tmp_path / name,
-                    progress=False)
+                    progress=False, jobs=jobs)
         tables.append({stem: (tmp_path / name / "tables" / f"{stem}.csv").read_text()
                        for stem in ("loo", "horizons", "checks", "calibration_logistic")})
         # everything but the wall-clock sampling time
@@ -168,3 +168,21 @@ def test_same_seed_gives_identical_tables(tmp_path, write_runs):
     other = SamplerSettings(chains=2, warmup=150, draws=100, seed=12)
     api.compare(path, models=["logistic", "constant_hazard"], settings=other, out=tmp_path / "c", progress=False)
     assert (tmp_path / "c" / "tables" / "horizons.csv").read_text() != tables[0]["horizons"]
+
+
+@pytest.mark.stan
+def test_a_model_failing_in_a_worker_process_is_reported_and_the_others_are_compared(tmp_path, write_runs,
+                                                                                    caplog):
+    path = write_runs(make_runs(n_agents=3, n_tasks=8, runs_per_cell=3))
+    broken = REPO / "tests" / "stan_programs" / "never_initialises.stan"
+    settings = SamplerSettings(chains=2, warmup=150, draws=100, seed=11)
+    with caplog.at_level("INFO", logger="horizon_zoo"):
+        result = api.compare(path, models=["logistic", str(broken)], settings=settings, out=tmp_path / "run",
+                             progress=False, jobs=2)
+    assert "fitting 2 models, 2 at a time in separate processes" in caplog.text
+    assert list(result.fits) == ["logistic"] and result.loo["model"].tolist() == ["logistic"]
+    assert list(result.failed) == ["never_initialises"]
+    assert "Initialization failed" in result.failed["never_initialises"]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["completed"] == ["logistic"]
+    assert manifest["failed"] == result.failed
