@@ -252,8 +252,10 @@ def _fit_zoo(zoo: list[ZooModel], data: RunData, settings: SamplerSettings, back
              "finishes", len(todo), workers, settings.describe(), backend)
     # no progress bars from the workers: interleaved on one terminal they would be unreadable
     calls = [(model, data, settings, backend, run_dir, False) for model in todo]
-    for outcome in run_all(_fit_or_error, calls, jobs=workers):
-        _record_fit(*outcome, position, fits, failed)
+    outcomes = run_all(_fit_or_error, calls, jobs=workers, writes_into=[run_dir / "fits"] if run_dir else [])
+    with contextlib.closing(outcomes):  # on Ctrl-C, the workers stop before the run is marked interrupted
+        for outcome in outcomes:
+            _record_fit(*outcome, position, fits, failed)
 
 
 def _fit_or_error(model: ZooModel, data: RunData, settings: SamplerSettings, backend: str,
@@ -838,7 +840,7 @@ def _write_horizon_tables(result: HorizonsResult, command: str) -> None:
                       for m in result.fits], ignore_index=True)
     wide = _model_first(wide)
     write_table(wide, tables, "horizons_wide")
-    lines = [f"# horizon-zoo horizons", "", f"Command: `{command}`", "",
+    lines = ["# horizon-zoo horizons", "", f"Command: `{command}`", "",
              f"Data: {result.data.source}: {len(result.data.runs)} runs, {len(result.data.agents)} agents.", "",
              "## Horizons, median [95% interval]", "", markdown_table(wide)]
     named = {"doubling": result.doubling, "doubling_ratio": result.doubling_ratio,

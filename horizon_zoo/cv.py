@@ -199,7 +199,8 @@ def cross_validate(
 
     calls = [(m, data, f, settings, backend, cache) for s in schemes for f in make_folds(data, s, k, seed) for m in models]
     records = []
-    for i, record in enumerate(run_all(run_fold, calls, jobs=jobs, executor=executor), start=1):
+    for i, record in enumerate(run_all(run_fold, calls, jobs=jobs, executor=executor, writes_into=[cache]),
+                               start=1):
         records.append(record)
         _progress(i, len(calls), record)
     rows = [{"scheme": r["scheme"], "model": r["model"], "group": g, "elpd": e, "fold": r["fold"],

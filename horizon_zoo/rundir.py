@@ -50,6 +50,13 @@ def atomic_path(target: Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def remove_partial_files(directory: Path) -> None:
+    """Delete what :func:`atomic_path` leaves in ``directory`` when the writing process is killed
+    (its ``finally`` never runs). Only call it once every writer into ``directory`` has stopped."""
+    for tmp in directory.glob(".*.part"):
+        tmp.unlink(missing_ok=True)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

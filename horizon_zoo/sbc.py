@@ -174,7 +174,8 @@ def run_sbc(
     seeds = np.random.default_rng(seed).integers(1, 2**31 - 1, sims)
     calls = [(model, design, i, int(s), settings, backend, ranks, cache) for i, s in enumerate(seeds)]
     rows = []
-    for done, record in enumerate(run_all(run_simulation, calls, jobs=jobs, executor=executor), start=1):
+    for done, record in enumerate(
+            run_all(run_simulation, calls, jobs=jobs, executor=executor, writes_into=[cache]), start=1):
         log.info("SBC %s [%d/%d] simulation %d: %s", model.name, done, sims, record["sim"],
                  "cached" if record["cached"] else
                  (f"failed: {record['error']}" if "error" in record else

@@ -30,6 +30,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def process_gone(pid: int) -> bool:
+    """Whether process ``pid`` has stopped (it no longer exists, or is a zombie awaiting its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def descendants(pid: int) -> dict[int, int]:
+    """Every live descendant of ``pid``, mapped to its parent's pid (read from /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while we looked
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: dict[int, int] = {}
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier and child not in found}
+        found.update({child: parents[child] for child in frontier})
+    return found
+
+
 def make_runs(n_agents: int = 3, n_tasks: int = 6, runs_per_cell: int = 2, seed: int = 0) -> pd.DataFrame:
     """A small valid METR-format run table."""
     rng = np.random.default_rng(seed)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import dask
 import distributed
@@ -13,7 +22,8 @@ from horizon_zoo.cv import cross_validate
 from horizon_zoo.data import load_runs
 from horizon_zoo.parallel import run_all
 from horizon_zoo.registry import resolve
-from tests.conftest import make_runs
+from horizon_zoo.rundir import atomic_path
+from tests.conftest import REPO, make_runs, process_gone
 
 
 def _square(x: int) -> int:
@@ -68,3 +78,120 @@ def test_folds_in_local_processes_finish_and_the_pool_exits(tmp_path):
     thread.join(timeout=300)
     assert not thread.is_alive(), "the process pool did not shut down after the folds finished"
     assert len(result["table"]) == 8
+
+
+def _stubborn(pid_dir: str, out_dir: str) -> None:
+    """A worker that will not stop when asked, has started a process of its own (as a PyStan fit
+    has its chains) and is writing a file: it ignores SIGINT and SIGTERM and sleeps mid-write."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _busy(pid_dir, out_dir)
+
+
+def _busy(pid_dir: str, out_dir: str) -> None:
+    """A worker that has started a process of its own and sleeps while writing a file."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with atomic_path(Path(out_dir) / f"{os.getpid()}.nc") as tmp:
+        tmp.write_text("half a fit")
+        (Path(pid_dir) / str(os.getpid())).write_text(str(child.pid))
+        time.sleep(600)
+
+
+def _large_result(marker: str) -> bytes:
+    """A result that takes a second or more to pass through the pipe, as a fit's draws do."""
+    result = b"x" * 600_000_000
+    Path(marker).write_text(str(os.getpid()))
+    return result
+
+
+def _run_all_in_a_terminal(fn: str, calls: list[tuple], writes_into: Sequence[str] = ()) -> subprocess.Popen:
+    """A process running ``run_all(fn, calls, jobs=2, writes_into=...)`` as a terminal command would: in a
+    session of its own (so a signal to its group is a Ctrl-C) with SIGINT at its default. It exits
+    130 on KeyboardInterrupt and prints "got" for each result."""
+    driver = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from horizon_zoo.parallel import run_all
+        from tests.test_parallel import {fn}
+        try:
+            for _ in run_all({fn}, {calls!r}, jobs=2, writes_into=[Path(d) for d in {list(writes_into)!r}]):
+                print("got", flush=True)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        """)
+    return subprocess.Popen([sys.executable, "-c", driver], cwd=REPO, start_new_session=True, text=True,
+                            stdout=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < deadline and proc.poll() is None, f"{what} never happened"
+        time.sleep(0.01)
+
+
+def _read_bytes(pid: int) -> int:
+    return int(dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())["rchar"])
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process states from /proc")
+def test_ctrl_c_stops_local_workers_and_their_children_at_once(tmp_path):
+    started, out = tmp_path / "started", tmp_path / "out"
+    started.mkdir()
+    proc = _run_all_in_a_terminal("_stubborn", [(str(started), str(out))] * 2, writes_into=[str(out)])
+    pids: list[int] = []
+    try:
+        _wait_for(lambda: len(list(started.iterdir())) == 2, proc, "both workers starting")
+        pids = [int(p.name) for p in started.iterdir()] + [int(p.read_text()) for p in started.iterdir()]
+        assert len(list(out.glob(".*.part"))) == 2
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 130  # before the fix: hung in the pool's shutdown
+        deadline = time.monotonic() + 10
+        while not all(process_gone(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in pids if not process_gone(pid)] == [], "processes outlived the Ctrl-C"
+        assert list(out.iterdir()) == [], "the killed workers' unfinished writes were left behind"
+    finally:
+        for pid in [proc.pid, *pids]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process states from /proc")
+def test_ctrl_c_while_a_worker_sends_its_result_does_not_hang(tmp_path):
+    marker = tmp_path / "sending"
+    proc = _run_all_in_a_terminal("_large_result", [(str(marker),)])
+    try:
+        _wait_for(marker.exists, proc, "the worker finishing its call")
+        before = _read_bytes(proc.pid)
+        # a sixth of the result has arrived: the worker is halfway through sending it
+        _wait_for(lambda: _read_bytes(proc.pid) - before > 100_000_000, proc, "the result arriving")
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)  # hung for good before _kill_workers closed the pipe
+        assert proc.returncode == 130 and "got" not in out
+        assert process_gone(int(marker.read_text()))
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process states from /proc")
+def test_workers_and_their_children_stop_when_the_main_process_is_killed(tmp_path):
+    started, out = tmp_path / "started", tmp_path / "out"
+    started.mkdir()
+    proc = _run_all_in_a_terminal("_busy", [(str(started), str(out))] * 2, writes_into=[str(out)])
+    pids: list[int] = []
+    try:
+        _wait_for(lambda: len(list(started.iterdir())) == 2, proc, "both workers starting")
+        pids = [int(p.name) for p in started.iterdir()] + [int(p.read_text()) for p in started.iterdir()]
+        proc.kill()  # no chance to clean up: the workers must notice by themselves
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while not all(process_gone(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in pids if not process_gone(pid)] == [], "workers outlived the main process"
+    finally:
+        for pid in [proc.pid, *pids]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

@@ -3,6 +3,7 @@ reproducibility of whole runs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from horizon_zoo.data import load_runs
 from horizon_zoo.fit import fit_model
 from horizon_zoo.registry import discover
 from horizon_zoo.simulate import default_release_dates
-from tests.conftest import REPO, make_runs
+from tests.conftest import REPO, descendants, make_runs, process_gone
 
 ZOO = discover()
 
@@ -149,6 +150,42 @@ def test_interrupted_compare_resumes_from_completed_fits(tmp_path, write_runs):
     assert second.returncode == 0, second.stderr
     assert "logistic: reusing the completed fit" in second.stderr
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.stan
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the process tree from /proc")
+def test_ctrl_c_stops_a_compare_fitting_models_in_parallel(tmp_path, write_runs):
+    """Ctrl-C while two worker processes sample: an interrupted run at once, with no process left."""
+    path = write_runs(make_runs(n_agents=3, n_tasks=12, runs_per_cell=3))
+    proc = _start(["compare", "--runs", str(path), "--models", "logistic,logistic_shared_slope", *SLOW,
+                   "--jobs", "2", "--out", str(tmp_path / "run")], dict(os.environ))
+    seen, tree = [], {}
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if "2 at a time in separate processes" in line:
+                break
+        deadline = time.monotonic() + 300
+        # both workers sampling: each has started PyStan's chain processes
+        while len(set(tree.values()) - {proc.pid}) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)
+            time.sleep(0.2)
+            tree = descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, rest = proc.communicate(timeout=60)  # it hung here before parallel.run_all stopped its workers
+        err = "".join(seen) + rest
+        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+        deadline = time.monotonic() + 10
+        while any(not process_gone(pid) for pid in tree) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in tree if not process_gone(pid)] == [], "processes outlived the Ctrl-C"
+    finally:
+        for pid in [proc.pid, *tree]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["completed"] == []
+    _no_partial_files(tmp_path / "run")
 
 
 @pytest.mark.stan
