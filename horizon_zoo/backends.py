@@ -76,6 +76,10 @@ class SamplerSettings:
     # slower, and on the real datasets the gain is small, so Stan's schedule stays the default.
     init_buffer: int = 75
     metric_window: int = 25
+    # Initial values are drawn uniformly in (-r, r) on the unconstrained scale (Stan's r is 2). A
+    # model whose parameters pass through exp() can start far in a tail where its likelihood is
+    # astronomically small and the chain never adapts out; such a model lowers r in its header.
+    init_radius: float = 2.0
 
     def __post_init__(self) -> None:
         if min(self.chains, self.draws, self.thin, self.threads_per_chain, self.init_buffer, self.metric_window) < 1 \
@@ -84,6 +88,8 @@ class SamplerSettings:
                              "and warmup >= 0")
         if not 0 < self.adapt_delta < 1:
             raise ValueError("adapt_delta must be in (0, 1)")
+        if not self.init_radius >= 0:
+            raise ValueError("init_radius must be >= 0")
 
     @property
     def kept_draws(self) -> int:
@@ -102,7 +108,7 @@ class SamplerSettings:
         # Defaults of later-added settings are left out, so fits and caches written before those
         # settings existed still match.
         defaults = SamplerSettings.__dataclass_fields__
-        for key in ("thin", "threads_per_chain", "init_buffer", "metric_window"):
+        for key in ("thin", "threads_per_chain", "init_buffer", "metric_window", "init_radius"):
             if settings[key] == defaults[key].default:
                 del settings[key]
         return settings
@@ -521,6 +527,7 @@ def _sample_pystan(
                     max_depth=settings.max_treedepth,
                     init_buffer=settings.init_buffer,
                     window=settings.metric_window,
+                    init_radius=settings.init_radius,
                     **kwargs,
                 )
     except Exception as exc:
@@ -606,7 +613,7 @@ def _sample_cmdstanpy(
             max_treedepth=None if fixed_param else settings.max_treedepth,
             adapt_init_phase=None if fixed_param else settings.init_buffer,
             adapt_metric_window=None if fixed_param else settings.metric_window,
-            inits=[_jsonable(i) for i in inits] if inits is not None else None,
+            inits=[_jsonable(i) for i in inits] if inits is not None else settings.init_radius,
             fixed_param=fixed_param,
             output_dir=str(output_dir) if output_dir else None,
             show_progress=progress,

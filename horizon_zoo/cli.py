@@ -114,6 +114,9 @@ def _add_sampler_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--metric-window", type=int, default=d.metric_window,
                    help="warmup iterations of the first metric window, which later windows double "
                    "(default: %(default)s, Stan's)")
+    g.add_argument("--init-radius", type=float, default=d.init_radius,
+                   help="random initial values in (-R, R) on the unconstrained scale (default: %(default)s, "
+                   "Stan's); a model's header may narrow it")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -366,7 +369,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         settings = SamplerSettings(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                                    adapt_delta=args.adapt_delta, max_treedepth=args.max_treedepth,
                                    thin=args.thin, threads_per_chain=args.threads_per_chain,
-                                   init_buffer=args.init_buffer, metric_window=args.metric_window)
+                                   init_buffer=args.init_buffer, metric_window=args.metric_window,
+                                   init_radius=args.init_radius)
     except ValueError as exc:
         raise HorizonZooError(f"invalid sampler setting: {exc}") from None
     data = api.load(args.runs, agents=args.agents, exclude_agents=args.exclude_agents,

@@ -39,8 +39,10 @@ class Fit:
 
 
 def settings_for(model: ZooModel, settings: SamplerSettings) -> SamplerSettings:
-    """The settings ``model`` is sampled with: adapt_delta raised to its header's minimum."""
-    return replace(settings, adapt_delta=max(settings.adapt_delta, model.min_adapt_delta))
+    """The settings ``model`` is sampled with: adapt_delta raised to its header's minimum, and the
+    init radius lowered to its header's maximum."""
+    return replace(settings, adapt_delta=max(settings.adapt_delta, model.min_adapt_delta),
+                   init_radius=min(settings.init_radius, model.max_init_radius))
 
 
 def fit_model(

@@ -24,6 +24,8 @@ documents extra transformed parameters and generated quantities the same way
 (``log2_h50[agent]: "meaning"``) so they get named dims.  An optional ``adapt_delta`` (at
 most 0.95) raises NUTS's target acceptance rate for a model whose posterior has a hard corner
 that no reparameterisation removes; the sampler uses the larger of it and the user's setting.
+An optional ``init_radius`` (above 0, below Stan's 2) narrows the range of random initial values
+for a model that can start stuck in a far tail; the sampler uses the smaller of it and the user's.
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ class ZooModel:
     def min_adapt_delta(self) -> float:
         """The model's own lower bound on adapt_delta (header ``adapt_delta``), else 0."""
         return float(self.header.get("adapt_delta", 0.0))
+
+    @property
+    def max_init_radius(self) -> float:
+        """The model's own upper bound on the init radius (header ``init_radius``), else Stan's 2."""
+        return float(self.header.get("init_radius", 2.0))
 
     def reads(self, name: str) -> bool:
         """Whether the program's data block declares ``name`` (for the contract's optional
@@ -215,6 +222,10 @@ def parse_header(code: str, path: Path) -> dict[str, Any]:
         isinstance(header["adapt_delta"], float) and 0.8 <= header["adapt_delta"] <= 0.95
     ):
         problems.append("'adapt_delta' must be a number from 0.8 to 0.95 (reparameterise rather than go higher)")
+    if "init_radius" in header and not (
+        isinstance(header["init_radius"], float) and 0 < header["init_radius"] < 2
+    ):
+        problems.append("'init_radius' must be a number above 0 and below 2 (Stan's default)")
     if problems:
         raise ModelError(f"{path}: invalid header: " + "; ".join(problems) + ".")
     return header

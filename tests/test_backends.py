@@ -123,12 +123,12 @@ def test_same_seed_gives_identical_draws():
     np.testing.assert_array_equal(a.idata["posterior"]["theta"].values, b.idata["posterior"]["theta"].values)
 
 
-def test_warmup_schedule_is_validated_and_left_out_at_stans_defaults():
-    # fits and caches written before the schedule became a setting must still match
-    assert {"init_buffer", "metric_window"}.isdisjoint(SamplerSettings().as_dict())
-    assert SamplerSettings(init_buffer=10, metric_window=15).as_dict().items() >= {"init_buffer": 10,
-                                                                                   "metric_window": 15}.items()
-    for bad in ({"init_buffer": 0}, {"metric_window": 0}):
+def test_warmup_schedule_and_init_radius_are_validated_and_left_out_at_stans_defaults():
+    # fits and caches written before these became settings must still match
+    assert {"init_buffer", "metric_window", "init_radius"}.isdisjoint(SamplerSettings().as_dict())
+    assert SamplerSettings(init_buffer=10, metric_window=15, init_radius=0.5).as_dict().items() >= {
+        "init_buffer": 10, "metric_window": 15, "init_radius": 0.5}.items()
+    for bad in ({"init_buffer": 0}, {"metric_window": 0}, {"init_radius": -1.0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             SamplerSettings(**bad)
 
@@ -160,9 +160,10 @@ def test_pystan_path_passes_the_warmup_schedule_and_drops_the_raw_output_before_
 
     monkeypatch.setattr(stan, "build", lambda code, data, random_seed: FakePosterior())
     monkeypatch.setattr(backends, "variable_names", lambda m: list(m.parameter_dims)[:1])
-    settings = SamplerSettings(chains=chains, warmup=5, draws=draws, init_buffer=10, metric_window=15)
+    settings = SamplerSettings(chains=chains, warmup=5, draws=draws, init_buffer=10, metric_window=15,
+                               init_radius=0.5)
     result = backends.sample(model, small_stan_data(), settings, backend="pystan", progress=False)
-    assert (asked["init_buffer"], asked["window"], asked["num_warmup"]) == (10, 15, 5)
+    assert (asked["init_buffer"], asked["window"], asked["num_warmup"], asked["init_radius"]) == (10, 15, 5, 0.5)
     assert result.stats["lp"].shape == (chains, draws)
 
 
@@ -383,12 +384,12 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
     monkeypatch.setattr(backends.os, "cpu_count", lambda: 2)
     data = small_stan_data()
     settings = SamplerSettings(chains=chains, warmup=5, draws=draws, threads_per_chain=threads, init_buffer=10,
-                               metric_window=15)
+                               metric_window=15, init_radius=0.5)
     zoo_model = discover()[model]
     result = backends.sample(zoo_model, data, settings, backend="cmdstanpy", progress=False)
 
     assert asked["cpp_options"] == {"STAN_THREADS": "true"} and asked["stanc_options"] == {"O1": True}
-    assert (asked["adapt_init_phase"], asked["adapt_metric_window"]) == (10, 15)
+    assert (asked["adapt_init_phase"], asked["adapt_metric_window"], asked["inits"]) == (10, 15, 0.5)  # radius
     assert (asked["threads_per_chain"], asked["parallel_chains"]) == (used_threads, parallel_chains)
     assert asked["data"].get("grainsize") == (grainsize(data["N"], threads) if zoo_model.reads("grainsize") else None)
     expected = np.arange(chains)[:, None] * 1000 + np.arange(draws)

@@ -169,6 +169,8 @@ HOSTILE_COMMANDS = [
      ["invalid sampler setting", "threads_per_chain"]),
     ("empty first metric window", lambda t: ["fit", "--model", "logistic", "--metric-window", "0"], 2,
      ["invalid sampler setting", "metric_window"]),
+    ("negative init radius", lambda t: ["fit", "--model", "logistic", "--init-radius", "-1"], 2,
+     ["invalid sampler setting", "init_radius"]),
 ]
 
 

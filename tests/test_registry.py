@@ -49,8 +49,9 @@ def test_a_new_model_file_appears_in_the_zoo(tmp_path):
     (lambda c: c.replace("alpha ~ normal(0, 2.5);", "alpha ~ normal(0, 2.5)"), "does not compile"),
     (lambda c: c.replace("title: METR", "titel: METR"), "missing 'title'"),
     (lambda c: c.replace("keywords: [", "adapt_delta: 0.99\nkeywords: ["), "'adapt_delta' must be a number from 0.8 to 0.95"),
+    (lambda c: c.replace("keywords: [", "init_radius: 2.5\nkeywords: ["), "'init_radius' must be a number above 0"),
 ], ids=["no header", "name mismatch", "keywords string", "undocumented parameter", "missing prior",
-        "syntax error", "missing title", "adapt_delta too high"])
+        "syntax error", "missing title", "adapt_delta too high", "init_radius too wide"])
 def test_invalid_models_are_rejected_precisely(tmp_path, edit, fragment):
     path = tmp_path / "logistic.stan"
     path.write_text(edit((ZOO / "logistic.stan").read_text()))
@@ -75,3 +76,15 @@ def test_stan_models_readme_lists_every_model_with_its_parameter_count():
     assert set(rows) == set(zoo), "stan_models/README.md table and the zoo differ"
     for name, model in zoo.items():
         assert rows[name] == model.parameter_count(), name
+
+
+def test_a_header_raises_adapt_delta_and_narrows_the_init_radius_but_never_the_other_way():
+    from horizon_zoo.backends import SamplerSettings
+    from horizon_zoo.fit import settings_for
+
+    weibull, irt = resolve("weibull"), resolve("irt_2pl")
+    assert settings_for(weibull, SamplerSettings()).init_radius == weibull.header["init_radius"] < 2
+    assert settings_for(weibull, SamplerSettings(init_radius=0.1)).init_radius == 0.1
+    assert settings_for(resolve("logistic"), SamplerSettings()).init_radius == 2.0
+    assert settings_for(irt, SamplerSettings()).adapt_delta == irt.header["adapt_delta"] > 0.8
+    assert settings_for(irt, SamplerSettings(adapt_delta=0.99)).adapt_delta == 0.99
