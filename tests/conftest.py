@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,14 @@ def process_gone(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+def still_running(pids: Iterable[int], timeout: float = 10) -> list[int]:
+    """Those of ``pids`` still running after up to ``timeout`` seconds (a kill takes a moment)."""
+    pids, deadline = list(pids), time.monotonic() + timeout
+    while (alive := [pid for pid in pids if not process_gone(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
 
 
 def descendants(pid: int) -> dict[int, int]:

@@ -23,7 +23,7 @@ from horizon_zoo.data import load_runs
 from horizon_zoo.parallel import run_all
 from horizon_zoo.registry import resolve
 from horizon_zoo.rundir import atomic_path
-from tests.conftest import REPO, make_runs, process_gone
+from tests.conftest import REPO, make_runs, still_running
 
 
 def _square(x: int) -> int:
@@ -147,10 +147,7 @@ def test_ctrl_c_stops_local_workers_and_their_children_at_once(tmp_path):
         assert len(list(out.glob(".*.part"))) == 2
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=60) == 130  # before the fix: hung in the pool's shutdown
-        deadline = time.monotonic() + 10
-        while not all(process_gone(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert [pid for pid in pids if not process_gone(pid)] == [], "processes outlived the Ctrl-C"
+        assert still_running(pids) == [], "processes outlived the Ctrl-C"
         assert list(out.iterdir()) == [], "the killed workers' unfinished writes were left behind"
     finally:
         for pid in [proc.pid, *pids]:
@@ -170,7 +167,7 @@ def test_ctrl_c_while_a_worker_sends_its_result_does_not_hang(tmp_path):
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=60)  # hung for good before _kill_workers closed the pipe
         assert proc.returncode == 130 and "got" not in out
-        assert process_gone(int(marker.read_text()))
+        assert still_running([int(marker.read_text())]) == []
     finally:
         with contextlib.suppress(OSError):
             os.kill(proc.pid, signal.SIGKILL)
@@ -187,10 +184,7 @@ def test_workers_and_their_children_stop_when_the_main_process_is_killed(tmp_pat
         pids = [int(p.name) for p in started.iterdir()] + [int(p.read_text()) for p in started.iterdir()]
         proc.kill()  # no chance to clean up: the workers must notice by themselves
         proc.wait(timeout=10)
-        deadline = time.monotonic() + 15
-        while not all(process_gone(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert [pid for pid in pids if not process_gone(pid)] == [], "workers outlived the main process"
+        assert still_running(pids, timeout=15) == [], "workers outlived the main process"
     finally:
         for pid in [proc.pid, *pids]:
             with contextlib.suppress(OSError):

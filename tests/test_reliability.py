@@ -22,7 +22,7 @@ from horizon_zoo.data import load_runs
 from horizon_zoo.fit import fit_model
 from horizon_zoo.registry import discover
 from horizon_zoo.simulate import default_release_dates
-from tests.conftest import REPO, descendants, make_runs, process_gone
+from tests.conftest import REPO, descendants, make_runs, still_running
 
 ZOO = discover()
 
@@ -175,10 +175,7 @@ def test_ctrl_c_stops_a_compare_fitting_models_in_parallel(tmp_path, write_runs)
         _, rest = proc.communicate(timeout=60)  # it hung here before parallel.run_all stopped its workers
         err = "".join(seen) + rest
         assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
-        deadline = time.monotonic() + 10
-        while any(not process_gone(pid) for pid in tree) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert [pid for pid in tree if not process_gone(pid)] == [], "processes outlived the Ctrl-C"
+        assert still_running(tree) == [], "processes outlived the Ctrl-C"
     finally:
         for pid in [proc.pid, *tree]:
             with contextlib.suppress(OSError):
