@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -135,24 +135,33 @@ def _read_bytes(pid: int) -> int:
     return int(dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())["rchar"])
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process states from /proc")
-def test_ctrl_c_stops_local_workers_and_their_children_at_once(tmp_path):
+@contextlib.contextmanager
+def _two_workers_mid_write(tmp_path: Path, fn: str) -> Iterator[tuple[subprocess.Popen, list[int], Path]]:
+    """Run ``fn`` (``_stubborn`` or ``_busy``) in two workers under :func:`_run_all_in_a_terminal`;
+    once both are mid-write, yield the process, the pids of the workers and of their children,
+    and the directory they write into. Whatever the test does, nothing is left running."""
     started, out = tmp_path / "started", tmp_path / "out"
     started.mkdir()
-    proc = _run_all_in_a_terminal("_stubborn", [(str(started), str(out))] * 2, writes_into=[str(out)])
+    proc = _run_all_in_a_terminal(fn, [(str(started), str(out))] * 2, writes_into=[str(out)])
     pids: list[int] = []
     try:
         _wait_for(lambda: len(list(started.iterdir())) == 2, proc, "both workers starting")
         pids = [int(p.name) for p in started.iterdir()] + [int(p.read_text()) for p in started.iterdir()]
+        yield proc, pids, out
+    finally:
+        for pid in [proc.pid, *pids]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process states from /proc")
+def test_ctrl_c_stops_local_workers_and_their_children_at_once(tmp_path):
+    with _two_workers_mid_write(tmp_path, "_stubborn") as (proc, pids, out):
         assert len(list(out.glob(".*.part"))) == 2
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=60) == 130  # before the fix: hung in the pool's shutdown
         assert still_running(pids) == [], "processes outlived the Ctrl-C"
         assert list(out.iterdir()) == [], "the killed workers' unfinished writes were left behind"
-    finally:
-        for pid in [proc.pid, *pids]:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process states from /proc")
@@ -162,7 +171,7 @@ def test_ctrl_c_while_a_worker_sends_its_result_does_not_hang(tmp_path):
     try:
         _wait_for(marker.exists, proc, "the worker finishing its call")
         before = _read_bytes(proc.pid)
-        # a sixth of the result has arrived: the worker is halfway through sending it
+        # a sixth of the result has arrived: the worker is partway through sending it
         _wait_for(lambda: _read_bytes(proc.pid) - before > 100_000_000, proc, "the result arriving")
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=60)  # hung for good before _kill_workers closed the pipe
@@ -175,17 +184,7 @@ def test_ctrl_c_while_a_worker_sends_its_result_does_not_hang(tmp_path):
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process states from /proc")
 def test_workers_and_their_children_stop_when_the_main_process_is_killed(tmp_path):
-    started, out = tmp_path / "started", tmp_path / "out"
-    started.mkdir()
-    proc = _run_all_in_a_terminal("_busy", [(str(started), str(out))] * 2, writes_into=[str(out)])
-    pids: list[int] = []
-    try:
-        _wait_for(lambda: len(list(started.iterdir())) == 2, proc, "both workers starting")
-        pids = [int(p.name) for p in started.iterdir()] + [int(p.read_text()) for p in started.iterdir()]
+    with _two_workers_mid_write(tmp_path, "_busy") as (proc, pids, _):
         proc.kill()  # no chance to clean up: the workers must notice by themselves
         proc.wait(timeout=10)
         assert still_running(pids, timeout=15) == [], "workers outlived the main process"
-    finally:
-        for pid in [proc.pid, *pids]:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
