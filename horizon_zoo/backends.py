@@ -459,26 +459,38 @@ def _pystan_is_compiled(code: str) -> bool:
 
 @functools.cache
 def _stop_httpstan_workers_at_exit() -> None:
-    """Shut httpstan's chain workers down when this process exits.
+    """Stop httpstan's chain workers when this process exits.
 
     httpstan keeps a module-level pool of forked, non-daemonic workers. When a process started by
     ``multiprocessing`` (a CV fold or SBC worker) finishes, it joins its children before exiting,
     and those workers never finish: the fold's result is delivered, then the worker hangs forever
     and so does the pool waiting for it. A multiprocessing finalizer with priority >= 0 runs
-    before that join. The workers are terminated, not asked to stop: they were forked from a
-    process with threads, and a graceful shutdown can leave them blocked on their queue's lock.
+    before that join.
     """
     import multiprocessing.util
 
-    def stop() -> None:
-        import httpstan.services_stub
+    multiprocessing.util.Finalize(None, _stop_httpstan_workers, exitpriority=10)
 
-        executor = httpstan.services_stub.executor
-        for process in list((getattr(executor, "_processes", None) or {}).values()):
-            process.terminate()
-        executor.shutdown(wait=False, cancel_futures=True)
 
-    multiprocessing.util.Finalize(None, stop, exitpriority=10)
+def _stop_httpstan_workers() -> None:
+    """Kill httpstan's chain workers at once and give httpstan a new pool for any later fit.
+
+    Killed, not asked to stop: they were forked from a process with threads, and a graceful
+    shutdown can leave them blocked on their queue's lock. And they ignore SIGINT (httpstan's
+    choice), so after a Ctrl-C or SIGTERM reached only this process a chain would otherwise
+    sample to its end while the interpreter's exit waits for it.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    import httpstan.services_stub as stub
+
+    executor = stub.executor
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.kill()
+    executor.shutdown(wait=False, cancel_futures=True)
+    stub.executor = concurrent.futures.ProcessPoolExecutor(  # as httpstan makes it
+        mp_context=multiprocessing.get_context("fork"), initializer=stub.init_worker)
 
 
 def _sample_pystan(
@@ -538,7 +550,11 @@ def _sample_pystan(
                 "distributed.worker.daemon to false before starting the workers, e.g. "
                 "dask.config.set({'distributed.worker.daemon': False}).") from None
         raise BackendError(f"PyStan sampling of {model.name} failed: {exc}") from None
-    if fit is None:  # PyStan swallows Ctrl-C and returns None
+    except KeyboardInterrupt:
+        _stop_httpstan_workers()
+        raise
+    if fit is None:  # PyStan swallows Ctrl-C (and our SIGTERM) and returns None
+        _stop_httpstan_workers()
         raise KeyboardInterrupt
     sampled = time.perf_counter()
     chains, n_draws = settings.chains, settings.kept_draws

@@ -1,17 +1,22 @@
 """The ``horizon-zoo`` command line.
 
 Exit codes: 0 success; 2 bad input data or arguments; 3 a model breaks the contract; 4 the Stan
-backend failed; 5 ``--strict`` and some fit failed its diagnostics; 130 interrupted (Ctrl-C).
+backend failed; 5 ``--strict`` and some fit failed its diagnostics; 130 interrupted (Ctrl-C); 143
+terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import shlex
+import signal
 import sys
 import textwrap
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from horizon_zoo import __version__
@@ -21,6 +26,7 @@ from horizon_zoo.errors import HorizonZooError
 
 EXIT_DIAGNOSTICS = 5
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 EPILOG = """\
 exit codes:
@@ -30,6 +36,7 @@ exit codes:
   4    the Stan backend failed (not installed, compilation or sampling error)
   5    --strict was given and some fit failed its diagnostics
   130  interrupted (Ctrl-C); completed fits stay in the run directory
+  143  terminated (SIGTERM, e.g. kill or a job scheduler's time limit); as for 130
 """
 
 
@@ -332,14 +339,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="horizon-zoo: %(message)s", stream=sys.stderr, force=True)
     logging.getLogger("horizon_zoo").setLevel(
         logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_not_about_the_interruption)
+    with _sigterm_as_ctrl_c() as terminated:
+        try:
+            return _dispatch(args, argv)
+        except HorizonZooError as exc:
+            print(f"horizon-zoo: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            # PyStan turns a KeyboardInterrupt into a None fit, so the signal is known by the flag.
+            cause = "terminated (SIGTERM)" if terminated else "interrupted"
+            print(f"horizon-zoo: {cause}; completed fits are kept in the run directory.", file=sys.stderr)
+            return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+def _not_about_the_interruption(record: logging.LogRecord) -> bool:
+    """False for what httpstan and asyncio log while PyStan's tasks are cancelled by a Ctrl-C or
+    SIGTERM (pages of tracebacks); the interruption is reported once, in main()."""
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, (KeyboardInterrupt, asyncio.CancelledError)):
+        return False
+    text = record.getMessage()
+    return not (record.name.startswith(("httpstan", "asyncio"))
+                and ("KeyboardInterrupt()" in text or "cancelled before finishing" in text))
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[list[int]]:
+    """Stop on SIGTERM (kill, a scheduler's time limit) as on Ctrl-C: workers killed, no partial
+    files, the run's manifest marked interrupted. Yields a list that holds the signal once received.
+
+    By default SIGTERM ends the process at once, leaving the manifest at ``running``.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # signal handlers are main-thread only
+        yield received
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        received.append(signum)
+        if callable(signal.getsignal(signal.SIGINT)):
+            # A Ctrl-C of this process, so that whoever handles SIGINT (asyncio in PyStan cancels
+            # its tasks cleanly) handles this alike.
+            signal.raise_signal(signal.SIGINT)
+        else:  # SIGINT ignored (a background job of a script)
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        return _dispatch(args, argv)
-    except HorizonZooError as exc:
-        print(f"horizon-zoo: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("horizon-zoo: interrupted; completed fits are kept in the run directory.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -396,3 +399,46 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
     assert np.array_equal(result.variables[next(iter(zoo_model.parameter_dims))][..., 0], expected)
     assert np.array_equal(result.stats["lp"], expected)
     assert result.backend == "cmdstanpy"
+
+
+_INTERRUPT_THEN_FIT_AGAIN = """
+import os, signal, sys, threading, time
+import httpstan.services_stub as stub
+from horizon_zoo.backends import SamplerSettings
+from horizon_zoo.data import load_runs
+from horizon_zoo.fit import fit_model
+from horizon_zoo.registry import resolve
+from tests.conftest import make_runs, still_running
+
+data = load_runs(make_runs())
+chains = []
+def ctrl_c_once_a_chain_samples():
+    while not chains:
+        chains.extend(getattr(stub.executor, "_processes", None) or {})
+        time.sleep(0.2)
+    time.sleep(1)
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=ctrl_c_once_a_chain_samples, daemon=True).start()
+start = time.monotonic()
+try:
+    fit_model(resolve("logistic"), data, settings=SamplerSettings(chains=1, warmup=10**6, draws=10**6), progress=False)
+    sys.exit("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted after", round(time.monotonic() - start), "s; chain processes left:", len(still_running(chains)))
+fit = fit_model(resolve("logistic"), data, settings=SamplerSettings(chains=2, warmup=100, draws=50, seed=1), progress=False)
+print("then a fit of", fit.idata["posterior"].sizes["chain"], "x", fit.idata["posterior"].sizes["draw"])
+"""
+
+
+@stan
+@pytest.mark.skipif("pystan" not in BACKENDS, reason="PyStan is not installed")
+def test_pystan_chains_stop_at_a_ctrl_c_and_the_next_fit_in_the_process_works():
+    """httpstan's chain processes ignore SIGINT: left alone, a chain of minutes samples to its end
+    while the interrupted process waits. They are killed, and a fresh pool serves the next fit (a
+    notebook where a fit was interrupted)."""
+    out = subprocess.run([sys.executable, "-c", _INTERRUPT_THEN_FIT_AGAIN], cwd=REPO, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    seconds = int(out.stdout.split("interrupted after ")[1].split()[0])
+    assert seconds < 60 and "chain processes left: 0" in out.stdout, out.stdout
+    assert "then a fit of 2 x 50" in out.stdout, out.stdout + out.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -83,13 +84,13 @@ def test_valid_but_degenerate_data_fit_with_warnings(tmp_path, capsys, write_run
 SLOW = ["--chains", "1", "--warmup", "20000", "--draws", "20000"]
 
 
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+def _start(args: list[str], env: dict[str, str], sigint: signal.Handlers = signal.SIG_DFL) -> subprocess.Popen:
     # A new session, so that the signal below reaches the whole process group as Ctrl-C does; and
     # SIGINT at its default, as in a terminal: a child inherits an ignored SIGINT, and earlier
     # tests in this process (the Dask cluster) may have left it ignored.
     return subprocess.Popen([sys.executable, "-m", "horizon_zoo.cli", *args], cwd=REPO, env=env, text=True,
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
 
 
 def _interrupt_after(proc: subprocess.Popen, marker: str, timeout: float = 600) -> str:
@@ -154,28 +155,39 @@ def test_interrupted_compare_resumes_from_completed_fits(tmp_path, write_runs):
 
 @pytest.mark.stan
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the process tree from /proc")
-def test_ctrl_c_stops_a_compare_fitting_models_in_parallel(tmp_path, write_runs):
-    """Ctrl-C while two worker processes sample: an interrupted run at once, with no process left."""
+@pytest.mark.parametrize(("how", "jobs"), [("ctrl-c", 1), ("ctrl-c", 2), ("sigterm", 1), ("sigterm", 2),
+                                         ("sigterm, SIGINT ignored", 1)])
+def test_a_stopped_compare_stops_its_processes_at_once_and_marks_the_run(tmp_path, write_runs, how, jobs):
+    """Ctrl-C at the terminal (the process group), or SIGTERM to the main process alone (kill, a
+    scheduler's time limit; also in a script's background job, which ignores SIGINT), while chains
+    sample: an interrupted run at once, no process left. The chains would sample for minutes."""
     path = write_runs(make_runs(n_agents=3, n_tasks=12, runs_per_cell=3))
-    proc = _start(["compare", "--runs", str(path), "--models", "logistic,logistic_shared_slope", *SLOW,
-                   "--jobs", "2", "--out", str(tmp_path / "run")], dict(os.environ))
+    long = ["--chains", "1", "--warmup", "1000000", "--draws", "1000000"]
+    proc = _start(["compare", "--runs", str(path), "--models", "logistic,logistic_shared_slope", *long,
+                   "--jobs", str(jobs), "--out", str(tmp_path / "run")], dict(os.environ),
+                  signal.SIG_IGN if "ignored" in how else signal.SIG_DFL)
     seen, tree = [], {}
     try:
         for line in proc.stderr:
             seen.append(line)
-            if "2 at a time in separate processes" in line:
+            if "[1/2]" in line or "2 at a time in separate processes" in line:
                 break
         deadline = time.monotonic() + 300
-        # both workers sampling: each has started PyStan's chain processes
-        while len(set(tree.values()) - {proc.pid}) < 2:
+        # every fit sampling: its PyStan chain processes have started (with --jobs 2, in both workers)
+        while len(set(tree.values()) - ({proc.pid} if jobs > 1 else set())) < 1 + (jobs > 1):
             assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)
             time.sleep(0.2)
             tree = descendants(proc.pid)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, rest = proc.communicate(timeout=60)  # a hang fails here (this timing did not hang the old code)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
+        _, rest = proc.communicate(timeout=60)  # a hang, or a wait for the chain to end, fails here
         err = "".join(seen) + rest
-        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
-        assert still_running(tree) == [], "processes outlived the Ctrl-C"
+        expected = (130, "interrupted") if how == "ctrl-c" else (143, "terminated (SIGTERM)")
+        assert (proc.returncode, expected[1] in err) == (expected[0], True), err
+        assert not re.search("traceback|KeyboardInterrupt", err, re.IGNORECASE), err
+        assert still_running(tree) == [], "processes outlived the signal"
     finally:
         for pid in [proc.pid, *tree]:
             with contextlib.suppress(OSError):
