@@ -9,6 +9,7 @@ separate ``horizon-zoo check`` run directory. Prints the tables ``stan_models/RE
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -22,12 +23,15 @@ def loo_with_diagnostics(run_dir: Path) -> pd.DataFrame:
     rows = []
     for r in loo.itertuples():
         d = diag.loc[r.model]
+        # the model's header may raise adapt_delta above the run's; the fit records what was used
+        settings = json.loads((run_dir / "fits" / f"{r.model}.json").read_text())["settings"]
         rows.append({
             "model": r.model, "elpd_loo (SE)": f"{r.elpd_loo:.0f} ({r.se:.0f})",
             "elpd_diff (dSE)": "0" if r.elpd_diff == 0 else f"{r.elpd_diff:.0f} ({r.dse:.0f})",
             "p_loo": f"{r.p_loo:.0f}", "Pareto k > 0.7": int(r.n_high_k),
             "max R-hat": f"{d.max_rhat:.3f}", "min bulk ESS": f"{d.min_ess_bulk:.0f}",
-            "divergences": int(d.divergences), "sampling (s)": f"{d.sample_s:.0f}",
+            "divergences": int(d.divergences), "adapt_delta": settings["adapt_delta"],
+            "sampling (s)": f"{d.sample_s:.0f}",
         })
     return pd.DataFrame(rows)
 

@@ -33,6 +33,7 @@ priors:
   z_shape: >-
     std_normal(), non-centred: shapes differ little between agents (tau_shape near 0.1), and the
     centred form then diverges in the neck of the funnel
+adapt_delta: 0.95
 init_radius: 0.5
 --- */
 functions {
