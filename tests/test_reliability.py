@@ -153,6 +153,14 @@ def test_interrupted_compare_resumes_from_completed_fits(tmp_path, write_runs):
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "complete"
 
 
+def _sampling(tree: dict[int, int], main: int, jobs: int) -> bool:
+    """Whether every fit of a compare samples, from its process tree (pid -> parent): PyStan's chain
+    processes are children of the main process, or with --jobs 2 of each of the two workers."""
+    if jobs == 1:
+        return bool(tree)
+    return len(set(tree.values()) - {main}) == jobs
+
+
 @pytest.mark.stan
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the process tree from /proc")
 @pytest.mark.parametrize(("how", "jobs"), [("ctrl-c", 1), ("ctrl-c", 2), ("sigterm", 1), ("sigterm", 2),
@@ -173,8 +181,7 @@ def test_a_stopped_compare_stops_its_processes_at_once_and_marks_the_run(tmp_pat
             if "[1/2]" in line or "2 at a time in separate processes" in line:
                 break
         deadline = time.monotonic() + 300
-        # every fit sampling: its PyStan chain processes have started (with --jobs 2, in both workers)
-        while len(set(tree.values()) - ({proc.pid} if jobs > 1 else set())) < 1 + (jobs > 1):
+        while not _sampling(tree, proc.pid, jobs):
             assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)
             time.sleep(0.2)
             tree = descendants(proc.pid)
