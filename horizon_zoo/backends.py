@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from horizon_zoo.errors import BackendError, DataError
-from horizon_zoo.registry import ZooModel
+from horizon_zoo.registry import STAN_INIT_RADIUS, ZooModel
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class SamplerSettings:
     # Initial values are drawn uniformly in (-r, r) on the unconstrained scale (Stan's r is 2). A
     # model whose parameters pass through exp() can start far in a tail where its likelihood is
     # astronomically small and the chain never adapts out; such a model lowers r in its header.
-    init_radius: float = 2.0
+    init_radius: float = STAN_INIT_RADIUS
 
     def __post_init__(self) -> None:
         if min(self.chains, self.draws, self.thin, self.threads_per_chain, self.init_buffer, self.metric_window) < 1 \
@@ -485,10 +485,10 @@ def _stop_httpstan_workers() -> None:
 
     import httpstan.services_stub as stub
 
-    executor = stub.executor
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
-        process.kill()
-    executor.shutdown(wait=False, cancel_futures=True)
+    from horizon_zoo.parallel import kill_workers
+
+    kill_workers(stub.executor)
+    stub.executor.shutdown(wait=False, cancel_futures=True)
     stub.executor = concurrent.futures.ProcessPoolExecutor(  # as httpstan makes it
         mp_context=multiprocessing.get_context("fork"), initializer=stub.init_worker)
 

@@ -56,8 +56,8 @@ def run_all(fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], *, jobs: int
         if own and isinstance(pool, ProcessPoolExecutor):
             if not finished:
                 # Stop the running calls instead of waiting for them: a fit takes minutes, and
-                # waiting on an interrupted worker could hang (see _kill_workers).
-                _kill_workers(pool)
+                # waiting on an interrupted worker could hang (see kill_workers).
+                kill_workers(pool)
                 for directory in writes_into:
                     remove_partial_files(directory)
             pool.shutdown(cancel_futures=True)
@@ -98,13 +98,13 @@ def _stop_when_orphaned(parent: int) -> None:
     os._exit(1)
 
 
-def _kill_workers(pool: ProcessPoolExecutor) -> None:
+def kill_workers(pool: ProcessPoolExecutor) -> None:
     """Kill the pool's workers and what they started, and let its manager thread see them go.
 
     Uses two private attributes, the pool's only handles on these: ``_processes`` (its workers)
     and ``_result_queue`` (the pipe results come back through).
     """
-    processes = list(getattr(pool, "_processes", {}).values())
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # None once shut down
     for process in processes:
         if hasattr(os, "killpg"):
             with contextlib.suppress(OSError):  # gone already, or not yet a group leader

@@ -45,6 +45,9 @@ import yaml
 from horizon_zoo.contract import SIZE_OF_DIM, check_program_interface
 from horizon_zoo.errors import ModelError
 
+# Stan's range of random initial values, (-2, 2) on the unconstrained scale; a header may narrow it.
+STAN_INIT_RADIUS = 2.0
+
 HEADER_RE = re.compile(r"\A\s*/\*\s*---\s*\n(?P<yaml>.*?)\n\s*---\s*\*/", re.DOTALL)
 REQUIRED_HEADER_KEYS = ("name", "title", "hypothesis", "source", "keywords", "parameters", "priors")
 PARAM_KEY_RE = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_]*)(?:\[(?P<dims>[A-Za-z_][A-Za-z0-9_, ]*)\])?$")
@@ -76,7 +79,7 @@ class ZooModel:
     @property
     def max_init_radius(self) -> float:
         """The model's own upper bound on the init radius (header ``init_radius``), else Stan's 2."""
-        return float(self.header.get("init_radius", 2.0))
+        return float(self.header.get("init_radius", STAN_INIT_RADIUS))
 
     def reads(self, name: str) -> bool:
         """Whether the program's data block declares ``name`` (for the contract's optional
@@ -223,9 +226,9 @@ def parse_header(code: str, path: Path) -> dict[str, Any]:
     ):
         problems.append("'adapt_delta' must be a number from 0.8 to 0.95 (reparameterise rather than go higher)")
     if "init_radius" in header and not (
-        isinstance(header["init_radius"], float) and 0 < header["init_radius"] < 2
+        isinstance(header["init_radius"], float) and 0 < header["init_radius"] < STAN_INIT_RADIUS
     ):
-        problems.append("'init_radius' must be a number above 0 and below 2 (Stan's default)")
+        problems.append(f"'init_radius' must be a number above 0 and below {STAN_INIT_RADIUS:g} (Stan's default)")
     if problems:
         raise ModelError(f"{path}: invalid header: " + "; ".join(problems) + ".")
     return header

@@ -174,7 +174,7 @@ def test_ctrl_c_while_a_worker_sends_its_result_does_not_hang(tmp_path):
         # a sixth of the result has arrived: the worker is partway through sending it
         _wait_for(lambda: _read_bytes(proc.pid) - before > 100_000_000, proc, "the result arriving")
         os.killpg(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)  # hung for good before _kill_workers closed the pipe
+        out, _ = proc.communicate(timeout=60)  # hung for good before kill_workers closed the pipe
         assert proc.returncode == 130 and "got" not in out
         assert still_running([int(marker.read_text())]) == []
     finally:

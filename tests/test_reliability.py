@@ -86,8 +86,9 @@ SLOW = ["--chains", "1", "--warmup", "20000", "--draws", "20000"]
 
 def _start(args: list[str], env: dict[str, str], sigint: signal.Handlers = signal.SIG_DFL) -> subprocess.Popen:
     # A new session, so that the signal below reaches the whole process group as Ctrl-C does; and
-    # SIGINT at its default, as in a terminal: a child inherits an ignored SIGINT, and earlier
-    # tests in this process (the Dask cluster) may have left it ignored.
+    # SIGINT set explicitly (its default, as in a terminal, unless ``sigint`` says otherwise): a
+    # child inherits an ignored SIGINT, and earlier tests in this process (the Dask cluster) may
+    # have left it ignored.
     return subprocess.Popen([sys.executable, "-m", "horizon_zoo.cli", *args], cwd=REPO, env=env, text=True,
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
