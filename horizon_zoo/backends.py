@@ -351,7 +351,7 @@ def pystan_build(code: str, data: dict[str, Any], seed: int | None = None) -> An
     """
     import stan
 
-    with _canonical_executable(), _stanc_optimised():
+    with _canonical_executable(), _stanc_optimised(), _server_stops_promptly():
         return stan.build(_pystan_program(code), data=_jsonable(data), random_seed=seed)
 
 
@@ -392,6 +392,34 @@ def _stanc_optimised() -> Iterator[None]:
         yield
     finally:
         httpstan.compile.compile = original
+
+
+# How long PyStan's in-process httpstan server waits for a request still being answered when it
+# stops (see _server_stops_promptly); aiohttp's default is 60 s.
+HTTPSTAN_SHUTDOWN_S = 1.0
+
+
+@contextlib.contextmanager
+def _server_stops_promptly() -> Iterator[None]:
+    """Let a Ctrl-C during PyStan's download of the draws take effect at once, not after 2 minutes.
+
+    Each PyStan call starts an httpstan server in this process and stops it when the call ends.
+    A Ctrl-C cancels PyStan's request while the server is still sending the draws; nobody reads
+    the rest, and aiohttp's shutdown waits for that response twice, 60 s by default each time
+    (measured: 121 s from Ctrl-C to KeyboardInterrupt). PyStan awaits every request it makes, so
+    a request is only ever left unanswered after an interruption, when its answer is not wanted.
+    """
+    import aiohttp
+    import aiohttp.web
+    import stan.common
+
+    runner = functools.partial(aiohttp.web.AppRunner, shutdown_timeout=HTTPSTAN_SHUTDOWN_S)
+    original = stan.common.aiohttp
+    stan.common.aiohttp = _ModuleWith(aiohttp, web=_ModuleWith(aiohttp.web, AppRunner=runner))
+    try:
+        yield
+    finally:
+        stan.common.aiohttp = original
 
 
 # How httpstan's event loop receives each chain's draws (see _draws_received_promptly).
@@ -529,7 +557,7 @@ def _sample_pystan(
     if inits is not None:
         kwargs["init"] = [_jsonable(i) for i in inits]
     try:
-        with quiet, _own_fits_removed(), _draws_received_promptly():
+        with quiet, _own_fits_removed(), _draws_received_promptly(), _server_stops_promptly():
             if fixed_param:
                 fit = posterior.fixed_param(**kwargs)
             else:

@@ -401,6 +401,47 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
     assert result.backend == "cmdstanpy"
 
 
+_CTRL_C_DURING_THE_DOWNLOAD = """
+import gzip, os, signal, sys, time
+import httpstan.views
+from horizon_zoo.backends import SamplerSettings
+from horizon_zoo.data import load_runs
+from horizon_zoo.fit import fit_model
+from horizon_zoo.registry import resolve
+from tests.conftest import make_runs
+
+sent = []
+class CtrlCWhenTheDrawsAreServed:  # httpstan's gzip, as seen by its view that serves a fit
+    def __getattr__(self, name):
+        return getattr(gzip, name)
+    def decompress(self, data):
+        if not sent:
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
+        return gzip.decompress(data)
+httpstan.views.gzip = CtrlCWhenTheDrawsAreServed()
+try:
+    fit_model(resolve("logistic"), load_runs(make_runs()), settings=SamplerSettings(chains=1, warmup=100, draws=300, seed=1),
+              progress=False)
+    sys.exit("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted after", round(time.monotonic() - sent[0], 1), "s")
+"""
+
+
+@stan
+@pytest.mark.skipif("pystan" not in BACKENDS, reason="PyStan is not installed")
+def test_a_ctrl_c_while_pystan_receives_the_draws_takes_effect_at_once():
+    """The end of every fit: PyStan downloads the draws from its in-process httpstan server. A
+    Ctrl-C then left the server answering a request nobody read, and its shutdown waited for it
+    twice 60 s before the KeyboardInterrupt came through (121 s measured)."""
+    out = subprocess.run([sys.executable, "-c", _CTRL_C_DURING_THE_DOWNLOAD], cwd=REPO, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    seconds = float(out.stdout.split("interrupted after ")[1].split()[0])
+    assert seconds < 30, out.stdout
+
+
 _INTERRUPT_THEN_FIT_AGAIN = """
 import os, signal, sys, threading, time
 import httpstan.services_stub as stub
