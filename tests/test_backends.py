@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -401,6 +402,14 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
     assert result.backend == "cmdstanpy"
 
 
+def _run_with_ctrl_c_enabled(script: str) -> subprocess.CompletedProcess:
+    """Run ``script`` in a new Python with SIGINT at its default, as at a terminal: a child inherits
+    an ignored SIGINT (a test run started as a background job of a script), and then no Ctrl-C
+    would reach it."""
+    return subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          check=False, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
 _CTRL_C_DURING_THE_DOWNLOAD = """
 import gzip, os, signal, sys, time
 import httpstan.views
@@ -435,8 +444,7 @@ def test_a_ctrl_c_while_pystan_receives_the_draws_takes_effect_at_once():
     """The end of every fit: PyStan downloads the draws from its in-process httpstan server. A
     Ctrl-C then left the server answering a request nobody read, and its shutdown waited for it
     twice 60 s before the KeyboardInterrupt came through (121 s measured)."""
-    out = subprocess.run([sys.executable, "-c", _CTRL_C_DURING_THE_DOWNLOAD], cwd=REPO, capture_output=True,
-                         text=True, timeout=300, check=False)
+    out = _run_with_ctrl_c_enabled(_CTRL_C_DURING_THE_DOWNLOAD)
     assert out.returncode == 0, out.stderr
     seconds = float(out.stdout.split("interrupted after ")[1].split()[0])
     assert seconds < 30, out.stdout
@@ -477,8 +485,7 @@ def test_pystan_chains_stop_at_a_ctrl_c_and_the_next_fit_in_the_process_works():
     """httpstan's chain processes ignore SIGINT: left alone, a chain of minutes samples to its end
     while the interrupted process waits. They are killed, and a fresh pool serves the next fit (a
     notebook where a fit was interrupted)."""
-    out = subprocess.run([sys.executable, "-c", _INTERRUPT_THEN_FIT_AGAIN], cwd=REPO, capture_output=True,
-                         text=True, timeout=300, check=False)
+    out = _run_with_ctrl_c_enabled(_INTERRUPT_THEN_FIT_AGAIN)
     assert out.returncode == 0, out.stderr
     seconds = int(out.stdout.split("interrupted after ")[1].split()[0])
     assert seconds < 60 and "chain processes left: 0" in out.stdout, out.stdout
