@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -402,12 +403,21 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
     assert result.backend == "cmdstanpy"
 
 
-def _run_with_ctrl_c_enabled(script: str) -> subprocess.CompletedProcess:
+def _run_with_ctrl_c_enabled(script: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``script`` in a new Python with SIGINT at its default, as at a terminal: a child inherits
     an ignored SIGINT (a test run started as a background job of a script), and then no Ctrl-C
-    would reach it."""
-    return subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          check=False, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    would reach it. If it times out, its whole process group is killed: the chain processes of an
+    uninterrupted fit would otherwise sample on for the rest of the test run."""
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 _CTRL_C_DURING_THE_DOWNLOAD = """
