@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +33,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "real_data" in item.keywords:
             item.add_marker(skip)
+
+
+def start_python(args: list[str], sigint: signal.Handlers = signal.SIG_DFL, **popen: Any) -> subprocess.Popen:
+    """Start ``python *args`` in the repository as at a terminal, for tests that interrupt it.
+
+    In a session of its own, so that a signal to its process group reaches it and everything it
+    starts, as a Ctrl-C does. And with SIGINT set explicitly (its default unless ``sigint`` says
+    otherwise): a child inherits an ignored SIGINT (a test run started as a background job of a
+    script; earlier tests in this process, the Dask cluster, may leave it ignored), and then no
+    Ctrl-C would reach it.
+    """
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint), **popen)
 
 
 def process_gone(pid: int) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from horizon_zoo.data import load_runs
 from horizon_zoo.errors import BackendError
 from horizon_zoo.fit import fit_model, load_fit
 from horizon_zoo.registry import discover, load_model, resolve
-from tests.conftest import REPO, make_runs
+from tests.conftest import REPO, make_runs, start_python
 
 BACKENDS = [b for b in ("pystan", "cmdstanpy") if b in available_backends()]
 stan = pytest.mark.stan
@@ -404,13 +403,10 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
 
 
 def _run_with_ctrl_c_enabled(script: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``script`` in a new Python with SIGINT at its default, as at a terminal: a child inherits
-    an ignored SIGINT (a test run started as a background job of a script), and then no Ctrl-C
-    would reach it. If it times out, its whole process group is killed: the chain processes of an
-    uninterrupted fit would otherwise sample on for the rest of the test run."""
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    """Run ``script`` in a new Python as at a terminal (see start_python). If it times out, its
+    whole process group is killed: the chain processes of an uninterrupted fit would otherwise
+    sample on for the rest of the test run."""
+    proc = start_python(["-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -23,7 +23,7 @@ from horizon_zoo.data import load_runs
 from horizon_zoo.parallel import run_all
 from horizon_zoo.registry import resolve
 from horizon_zoo.rundir import atomic_path
-from tests.conftest import REPO, make_runs, still_running
+from tests.conftest import make_runs, start_python, still_running
 
 
 def _square(x: int) -> int:
@@ -119,9 +119,7 @@ def _run_all_in_a_terminal(fn: str, calls: list[tuple], writes_into: Sequence[st
         except KeyboardInterrupt:
             sys.exit(130)
         """)
-    return subprocess.Popen([sys.executable, "-c", driver], cwd=REPO, start_new_session=True, text=True,
-                            stdout=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return start_python(["-c", driver], stdout=subprocess.PIPE)
 
 
 def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen, what: str) -> None:

@@ -23,7 +23,7 @@ from horizon_zoo.data import load_runs
 from horizon_zoo.fit import fit_model
 from horizon_zoo.registry import discover
 from horizon_zoo.simulate import default_release_dates
-from tests.conftest import REPO, descendants, make_runs, still_running
+from tests.conftest import REPO, descendants, make_runs, start_python, still_running
 
 ZOO = discover()
 
@@ -85,13 +85,8 @@ SLOW = ["--chains", "1", "--warmup", "20000", "--draws", "20000"]
 
 
 def _start(args: list[str], env: dict[str, str], sigint: signal.Handlers = signal.SIG_DFL) -> subprocess.Popen:
-    # A new session, so that the signal below reaches the whole process group as Ctrl-C does; and
-    # SIGINT set explicitly (its default, as in a terminal, unless ``sigint`` says otherwise): a
-    # child inherits an ignored SIGINT, and earlier tests in this process (the Dask cluster) may
-    # have left it ignored.
-    return subprocess.Popen([sys.executable, "-m", "horizon_zoo.cli", *args], cwd=REPO, env=env, text=True,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
+    return start_python(["-m", "horizon_zoo.cli", *args], sigint, env=env, stderr=subprocess.PIPE,
+                        stdout=subprocess.DEVNULL)
 
 
 def _interrupt_after(proc: subprocess.Popen, marker: str, timeout: float = 600) -> str:
