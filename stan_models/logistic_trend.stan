@@ -83,7 +83,7 @@ model {
   z_agent ~ std_normal();
   beta ~ normal(-0.7, 0.7);
   if (is_weighted) {
-    for (n in 1:N) target += weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
+    target += dot_product(weight, to_vector(n_success) .* eta - to_vector(n_runs) .* log1p_exp(eta));
   } else {
     target += binomial_logit_lpmf(n_success | n_runs, eta);
   }
