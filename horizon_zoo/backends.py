@@ -530,7 +530,7 @@ def _sample_pystan(
     progress: bool,
 ) -> Draws:
     _stop_httpstan_workers_at_exit()
-    cached = _pystan_is_compiled(model.code)
+    cached = _pystan_is_compiled(model.program)
     if not cached:
         _say(f"compiling {model.name} with PyStan (first time only, under a minute)", progress)
     start = time.perf_counter()
@@ -538,7 +538,7 @@ def _sample_pystan(
         # The C++ compiler writes pages of warnings straight to file descriptor 2.
         with _build_lock(model.sha256), _captured_fd2() as compiler_log, \
                 contextlib.redirect_stderr(io.StringIO()):
-            posterior = pystan_build(model.code, data, settings.seed)
+            posterior = pystan_build(model.program, data, settings.seed)
     except Exception as exc:  # PyStan raises ValueError/RuntimeError with the compiler output
         tail = "\n".join(compiler_log[0].splitlines()[-20:])
         raise BackendError(f"PyStan could not build {model.name}: {exc}\n{tail}".rstrip()) from None
@@ -630,7 +630,7 @@ def _sample_cmdstanpy(
     build_dir.mkdir(parents=True, exist_ok=True)
     stan_file = build_dir / f"{model.name}.stan"
     if not stan_file.exists():
-        stan_file.write_text(model.code, encoding="utf-8")
+        stan_file.write_text(model.program, encoding="utf-8")
     exe = build_dir / model.name
     cached = exe.exists()
     if not cached:

@@ -49,6 +49,8 @@ from horizon_zoo.errors import ModelError
 STAN_INIT_RADIUS = 2.0
 
 HEADER_RE = re.compile(r"\A\s*/\*\s*---\s*\n(?P<yaml>.*?)\n\s*---\s*\*/", re.DOTALL)
+# Header keys that change how a program is sampled, so they are part of its hash.
+SAMPLER_HEADER_KEYS = ("adapt_delta", "init_radius")
 REQUIRED_HEADER_KEYS = ("name", "title", "hypothesis", "source", "keywords", "parameters", "priors")
 PARAM_KEY_RE = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_]*)(?:\[(?P<dims>[A-Za-z_][A-Za-z0-9_, ]*)\])?$")
 MODELS_DIR_ENV = "HORIZON_ZOO_MODELS"
@@ -67,9 +69,22 @@ class ZooModel:
     info: dict[str, Any] = field(repr=False)
 
     @property
+    def program(self) -> str:
+        """The Stan program the backends compile: the file with its header comment blanked out
+        (the same number of lines, so compiler messages keep their line numbers). A header edit,
+        such as a reworded prior, then neither recompiles the program nor invalidates cached fits."""
+        match = HEADER_RE.match(self.code)
+        if match is None:
+            return self.code
+        return "\n" * self.code.count("\n", 0, match.end()) + self.code[match.end():]
+
+    @property
     def sha256(self) -> str:
-        """Hash of the program text; compiled programs and fits are keyed by it."""
-        return hashlib.sha256(self.code.encode()).hexdigest()
+        """Hash of the program and of the header keys that change how it is sampled; compiled
+        programs, fits, CV folds and SBC simulations are keyed by it."""
+        sampling = {k: self.header[k] for k in SAMPLER_HEADER_KEYS if k in self.header}
+        spec = self.program + ("\n// " + json.dumps(sampling, sort_keys=True) if sampling else "")
+        return hashlib.sha256(spec.encode()).hexdigest()
 
     @property
     def min_adapt_delta(self) -> float:

@@ -280,7 +280,7 @@ def test_reduce_sum_slices_add_up_to_the_one_thread_likelihood(name, weighted):
         data["weight"] = np.random.default_rng(0).uniform(0.2, 2.0, size=data["N"])
 
     def build(grainsize: int):
-        return pystan_build(model.code, program_data(model, {**data, "grainsize": grainsize}), seed=1)
+        return pystan_build(model.program, program_data(model, {**data, "grainsize": grainsize}), seed=1)
 
     one_thread = build(0)
     unconstrained, _ = random_points(one_thread, model)
@@ -340,8 +340,8 @@ def test_the_model_block_adds_the_likelihood_that_log_lik_reports(name):
     data = small_stan_data()
     data["release_year"] = np.linspace(2019.0, 2025.0, data["A"])  # read by the trend model only
     data = program_data(model, {**data, "grainsize": 0})
-    once = pystan_build(model.code, data, seed=1)
-    twice = pystan_build(model.code, {**data, "weight": 2.0 * np.asarray(data["weight"])}, seed=1)
+    once = pystan_build(model.program, data, seed=1)
+    twice = pystan_build(model.program, {**data, "weight": 2.0 * np.asarray(data["weight"])}, seed=1)
     unconstrained, points = random_points(once, model)
     added = np.array([twice.log_prob(u) - once.log_prob(u) for u in unconstrained])
     log_lik = np.asarray(points["log_lik"]).reshape(data["N"], -1).sum(axis=0)

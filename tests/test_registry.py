@@ -88,3 +88,23 @@ def test_a_header_raises_adapt_delta_and_narrows_the_init_radius_but_never_the_o
     assert settings_for(resolve("logistic"), SamplerSettings()).init_radius == 2.0
     assert settings_for(irt, SamplerSettings()).adapt_delta == irt.header["adapt_delta"] > 0.8
     assert settings_for(irt, SamplerSettings(adapt_delta=0.99)).adapt_delta == 0.99
+
+
+def test_the_compiled_program_is_the_file_without_its_header_and_header_prose_changes_no_hash(tmp_path):
+    code = (ZOO / "logistic.stan").read_text()
+    model = load_model(ZOO / "logistic.stan")
+    program = model.program
+    assert "hypothesis:" not in program and "alpha ~ normal(0, 2.5);" in program
+    # the same lines, so a compiler message's line number points into the file
+    assert program.count("\n") == code.count("\n")
+    line = next(i for i, text in enumerate(code.splitlines()) if "alpha ~ normal(0, 2.5);" in text)
+    assert program.splitlines()[line] == code.splitlines()[line]
+    path = tmp_path / "logistic.stan"
+    path.write_text(code.replace("weakly informative", "a reworded reason"))
+    reworded = load_model(path)
+    assert reworded.code != model.code and reworded.sha256 == model.sha256
+    # a header key that changes the sampler does change the hash, and so does the program
+    path.write_text(code.replace("keywords: [", "adapt_delta: 0.9\nkeywords: ["))
+    assert load_model(path).sha256 != model.sha256
+    path.write_text(code.replace("alpha ~ normal(0, 2.5);", "alpha ~ normal(0, 3);"))
+    assert load_model(path).sha256 != model.sha256
