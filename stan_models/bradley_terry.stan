@@ -15,7 +15,7 @@ parameters:
   theta[agent]: "agent ability: natural log of its 50% horizon in minutes"
 priors:
   theta: >-
-    normal(2, 4): 50% horizon of 7 minutes at the centre; 95% between 0.2 seconds and 3 weeks
+    normal(2, 4): 50% horizon of 7 minutes at the centre; 95% between 0.2 seconds and 13 days
 --- */
 data {
   int<lower=1> N;                             // binomial cells (agent x task)

@@ -17,7 +17,7 @@ generated:
 priors:
   log_lambda: >-
     normal(-2.5, 4): a half-life of 8 minutes at the centre; 95% of prior half-lives lie between
-    0.3 seconds and a month of human time
+    0.2 seconds and 15 days of human time
 --- */
 data {
   int<lower=1> N;                             // binomial cells (agent x task)

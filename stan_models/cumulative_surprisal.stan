@@ -43,7 +43,10 @@ generated:
 priors:
   mu_agent: >-
     through mu_agent - tau_task * z_task_mean ~ normal(0, 3): at the data's mean log task length an average agent has cumulative hazard 1
-    (success 37%) at the centre, 95% between success 0.2% and 99.7%
+    (success 37%) at the centre. Wide on the success scale: the central 95% of log H (-5.9 to 5.9)
+    runs from success 99.7% down to 1e-155, and 27% of the prior mass is on success below 0.2%.
+    Kept wide because it is the mean of the agents' levels, which each agent's runs on many tasks
+    pin down (the data, not this prior, place the agents)
   tau_agent: "half-normal(0, 3): agents can differ by orders of magnitude"
   agent_c: >-
     normal(mu_agent, tau_agent), centred: each agent is pinned by its runs on many tasks, and the

@@ -27,8 +27,8 @@ generated:
 priors:
   theta: "normal(2, 4): as in bradley_terry"
   log_lambda: >-
-    normal(-6, 3): half-life of ~4.6 hours at the centre, so the hardest-step term explains
-    short tasks unless the data ask for a hazard; 95% between 0.7 minutes and 50 days
+    normal(-6, 3): half-life of 4.7 hours at the centre, so the hardest-step term explains
+    short tasks unless the data ask for a hazard; 95% between 0.8 minutes and 69 days
   h: >-
     none of its own: the priors above are placed on theta and log_lambda, and the map from
     (h, delta) has unit Jacobian, so this is the same posterior as sampling theta and log_lambda.

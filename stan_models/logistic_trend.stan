@@ -25,7 +25,7 @@ generated:
 priors:
   trend_level: >-
     normal(log2 of the suite's geometric-mean length, 5): the horizon of a mid-range agent is
-    somewhere within 5 doublings (x32) of the typical task
+    within 5 doublings (x32) of the typical task with prior probability 68%, within 9.8 with 95%
   trend_slope: >-
     normal(0, 2): no trend at the centre; doubling every 3 months to halving every 3 months
     within 95%, so METR's 7-month doubling (1.7 per year) is well inside

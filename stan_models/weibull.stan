@@ -23,7 +23,7 @@ generated:
   scale[agent]: "Weibull scale in minutes (success probability exp(-1) = 0.37 at this length)"
   shape[agent]: "Weibull shape k (1 = constant hazard, < 1 decreasing hazard)"
 priors:
-  mu_h50: "normal(2, 4): 7 minutes at the centre, 95% between 0.2 s and 3 weeks"
+  mu_h50: "normal(2, 4): 7 minutes at the centre, 95% between 0.2 seconds and 13 days"
   tau_h50: "half-normal(0, 3): agents can differ by orders of magnitude"
   log_h50: >-
     normal(mu_h50, tau_h50), centred: every agent's curve is pinned by its own runs on many
