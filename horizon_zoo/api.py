@@ -201,7 +201,7 @@ def compare(
     result = CompareResult(run_dir, data, fits, loo_table, horizons, diagnostics, failed, skipped, checks)
     if cv:
         result.cv = run_cv([f.model for f in fits.values()], data, cv, loo_table, folds=folds, jobs=jobs,
-                           settings=settings, backend=backend, run_dir=run_dir)
+                           settings=settings, backend=backend, run_dir=run_dir, in_sample_checks=checks)
     if run_dir:
         _write_tables(result, run_name, manifest["command"])
         best = str(loo_table.iloc[0]["model"])
@@ -388,27 +388,68 @@ def _refitters(fits: dict[str, Fit], data: RunData, settings: SamplerSettings, b
 
 def run_cv(models: Sequence[ZooModel], data: RunData, schemes: Sequence[str], loo_table: pd.DataFrame | None = None,
            *, folds: int = 10, jobs: int = 1, settings: SamplerSettings | None = None, backend: str = "auto",
-           run_dir: Path | None = None) -> pd.DataFrame:
-    """Grouped CV of ``models``; with ``run_dir`` writes ``tables/cv*.csv``, ``figures/cv.png`` and
-    ``cv.md`` (one sentence per question: who wins, by how many SE). Returns the comparison table,
-    PSIS-LOO over cells included as scheme ``cell`` when ``loo_table`` is given."""
+           run_dir: Path | None = None, in_sample_checks: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Grouped CV of ``models``; with ``run_dir`` writes ``tables/cv*.csv``, ``figures/cv.png``, the
+    cross-validated residual-structure checks (``tables/checks_cv.csv``, ``figures/residuals_cv_<model>.png``)
+    and ``cv.md`` (one sentence per question: who wins, by how many SE, and which models leave
+    residual structure). Returns the comparison table, PSIS-LOO over cells included as scheme
+    ``cell`` when ``loo_table`` is given. ``in_sample_checks`` (compare's checks summary) puts the
+    in-sample p-values beside the cross-validated ones."""
     from horizon_zoo.cv import cross_validate, cv_compare, verdicts
     from horizon_zoo.plots import plot_cv, save_figure
 
-    pointwise = cross_validate(models, data, schemes, k=folds, settings=settings, backend=backend, jobs=jobs)
-    table = cv_compare(pointwise)
+    result = cross_validate(models, data, schemes, k=folds, settings=settings, backend=backend, jobs=jobs)
+    table = cv_compare(result.pointwise)
     if loo_table is not None:
         cell = loo_table.assign(scheme="cell", elpd=loo_table["elpd_loo"],
                                 n_groups=len(data.cells))[["scheme", "model", "rank", "elpd", "se", "elpd_diff",
                                                            "dse", "n_groups", "diff_over_dse"]]
         table = pd.concat([cell, table], ignore_index=True)
+    structure = _cv_structure(models, data, result.predictive, in_sample_checks, run_dir)
+    sentences = verdicts(table)
+    if not structure.empty:
+        from horizon_zoo.checks import structure_verdicts
+
+        sentences += structure_verdicts(structure)
     if run_dir:
-        write_table(pointwise, run_dir / "tables", "cv_pointwise")
+        write_table(result.pointwise, run_dir / "tables", "cv_pointwise")
         write_table(table, run_dir / "tables", "cv")
         save_figure(plot_cv(table), run_dir / "figures" / "cv.png")
-        atomic_write_text(run_dir / "cv.md", "\n".join(f"- {v}" for v in verdicts(table)) + "\n")
-    for sentence in verdicts(table):
+        atomic_write_text(run_dir / "cv.md", "\n".join(f"- {v}" for v in sentences) + "\n")
+    for sentence in sentences:
         log.info(sentence)
+    return table
+
+
+def _cv_structure(models: Sequence[ZooModel], data: RunData, predictive: Mapping[tuple[str, str], Any],
+                  in_sample_checks: pd.DataFrame | None, run_dir: Path | None) -> pd.DataFrame:
+    """Cross-validated residual-structure checks of every model whose needed schemes were run
+    (with its in-sample p-value when given); figures into ``run_dir``."""
+    from horizon_zoo.check_plots import plot_residual_structure
+    from horizon_zoo.checks import STRUCTURE_LABELS, cross_validated_structure
+    from horizon_zoo.plots import save_figure
+
+    frames = []
+    for model in models:
+        found = cross_validated_structure(data, {s: p for (m, s), p in predictive.items() if m == model.name})
+        if found is None:
+            continue
+        frame = found.table.assign(model=model.name)
+        if in_sample_checks is not None and model.name in set(in_sample_checks["model"]):
+            row = in_sample_checks.set_index("model").loc[model.name]
+            frame["p_in_sample"] = [row.get(STRUCTURE_LABELS[stat], "n/a") for stat in frame["statistic"]]
+        frames.append(frame)
+        if run_dir:
+            save_figure(plot_residual_structure(found.data, found.structure, model.name, agent_order(data),
+                                                residuals="observed minus cross-validated predictive mean: "
+                                                "agents from leave-task-out, tasks from leave-family-out folds"),
+                        run_dir / "figures" / f"residuals_cv_{model.name}.png")
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    table = table[["model", *[c for c in table.columns if c != "model"]]]
+    if run_dir:
+        write_table(table, run_dir / "tables", "checks_cv")
     return table
 
 
@@ -487,12 +528,17 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
         markdown_table(wide[wide["model"] == best].drop(columns="model")),
     ]
     if not result.cv.empty:
-        from horizon_zoo.cv import verdicts
-
-        summary += ["## Cross-validation: new cells, tasks, families, agents", "",
-                    *[f"- {v}" for v in verdicts(result.cv)], "",
+        # cv.md holds run_cv's sentences: who predicts best, and which models leave residual structure
+        sentences = (result.run_dir / "cv.md").read_text().splitlines()
+        summary += ["## Cross-validation: new cells, tasks, families, agents", "", *sentences, "",
                     markdown_table(result.cv.drop(columns=[c for c in ("diff_over_dse",) if c in result.cv])),
                     "![cv](figures/cv.png)", ""]
+        structure_path = tables / "checks_cv.csv"
+        if structure_path.is_file():
+            from horizon_zoo.checks import CV_STRUCTURE_NOTE
+
+            summary += ["## Residual structure, cross-validated", "", CV_STRUCTURE_NOTE, "",
+                        markdown_table(pd.read_csv(structure_path)), ""]
     if not result.checks.empty:
         write_table(result.checks, tables, "checks")
         summary += ["## Posterior predictive checks", "", CHECKS_LEGEND, "", markdown_table(result.checks),

@@ -10,7 +10,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from horizon_zoo.checks import CheckResult
+from horizon_zoo.checks import CheckData, CheckResult, ResidualStructure
 from horizon_zoo.plots import minutes_axis
 
 
@@ -94,9 +94,10 @@ def plot_success_curves(idata: xr.DataTree, calibration: pd.DataFrame, model: st
     return fig
 
 
-def plot_residual_structure(result: CheckResult, agent_order: list[str] | None = None) -> Figure:
-    """Agent and task residual correlation heatmaps and each block statistic against its PPC."""
-    d, s = result.data, result.residuals
+def plot_residual_structure(d: CheckData, s: ResidualStructure, model: str, agent_order: list[str] | None = None,
+                            residuals: str = "observed minus posterior-mean predicted success rate per cell") -> Figure:
+    """Agent and task residual correlation heatmaps and each block statistic against its PPC;
+    ``residuals`` says in the title what a residual is."""
     agent_idx = [d.agents.index(a) for a in agent_order] if agent_order else list(range(len(d.agents)))
     task_idx = np.lexsort((d.log_minutes, d.family))  # by family, then length
     fig = plt.figure(figsize=(13, 9.5))
@@ -126,8 +127,11 @@ def plot_residual_structure(result: CheckResult, agent_order: list[str] | None =
              "task_block": "task block: within-family minus between-family correlation"}
     for col, key in enumerate(("agent_eigen_share", "task_block")):
         ax = fig.add_subplot(gs[1, col])
-        rep = s.replicated[key]
+        rep = s.replicated.get(key, np.array([]))
         rep = rep[np.isfinite(rep)]
+        if key not in s.observed:
+            ax.set_axis_off()
+            continue
         if rep.size:
             ax.hist(rep, bins=30, color="tab:blue", alpha=0.6, label="replicated data")
         obs = s.observed[key]
@@ -139,8 +143,7 @@ def plot_residual_structure(result: CheckResult, agent_order: list[str] | None =
         ax.set_xlabel("statistic")
         ax.set_ylabel("replicated datasets")
         ax.legend(fontsize=7)
-    fig.suptitle(f"{result.model}: residual structure the model leaves (residual = observed minus "
-                 "posterior-mean predicted success rate per cell)", fontsize=10)
+    fig.suptitle(f"{model}: residual structure the model leaves (residual = {residuals})", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -13,6 +13,12 @@ predictive log density in every draw. A held-out group's elpd is the log of the 
 of the *joint* density of its cells (they share the new effect):
 ``log mean_s exp(sum_{i in group} log p(y_i | draw s))``.
 
+Each fold also keeps its held-out cells' posterior predictive draws (``y_rep``, thinned to
+``PREDICTIVE_DRAWS``) and predictive mean success rate. Assembled over the folds of a scheme
+(:func:`assemble_predictive`), every cell has a prediction from a fit that never saw its
+group: the cross-validated residuals that make the residual-structure checks calibrated
+(:func:`horizon_zoo.checks.cross_validated_structure`).
+
 Folds are cached on disk keyed by model source, data, fold and sampler settings, so an
 interrupted or repeated run reuses every finished fold; they run in parallel on any
 ``concurrent.futures.Executor`` (local processes by default, ``--jobs``).
@@ -40,6 +46,10 @@ from horizon_zoo.registry import ZooModel
 log = logging.getLogger(__name__)
 
 HOLDOUT_WEIGHT = 1e-9
+# Predictive draws kept per held-out cell: p-values in steps of 1/400, as the in-sample checks'.
+PREDICTIVE_DRAWS = 400
+# Bumped when a fold's cached record changes shape, so older entries are refitted, not misread.
+RECORD_FORMAT = 2
 SCHEMES = ("task", "family", "agent")
 DEFAULT_FOLDS = 10
 CV_CACHE_ENV = "HORIZON_ZOO_CV_CACHE"
@@ -105,7 +115,7 @@ def fold_key(model: ZooModel, data: RunData, fold: Fold, settings: SamplerSettin
     """Cache key: a changed model, dataset, fold or setting never reuses a stale fold."""
     spec = json.dumps({"model": model.sha256, "data": data.fingerprint(), "scheme": fold.scheme,
                        "groups": list(fold.groups), "settings": settings.as_dict(), "backend": backend,
-                       "holdout_weight": HOLDOUT_WEIGHT}, sort_keys=True)
+                       "holdout_weight": HOLDOUT_WEIGHT, "format": RECORD_FORMAT}, sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:24]
 
 
@@ -140,7 +150,10 @@ def run_fold(model: ZooModel, data: RunData, fold: Fold, settings: SamplerSettin
     """Fit one fold (or read it from the cache); return per-group elpds and diagnostics."""
     path = cache / f"{model.name}-{fold.scheme}-{fold.index}-{fold_key(model, data, fold, settings, backend)}.json"
     if path.is_file():
-        return {**json.loads(path.read_text()), "cached": True}
+        try:
+            return {**json.loads(path.read_text()), "cached": True}
+        except (OSError, ValueError) as exc:  # a truncated or edited entry: refit, never a traceback
+            log.warning("CV cache entry %s cannot be read (%s); refitting that fold", path, exc)
     from horizon_zoo.fit import fit_model
     from horizon_zoo.rundir import atomic_write_text
 
@@ -153,9 +166,67 @@ def run_fold(model: ZooModel, data: RunData, fold: Fold, settings: SamplerSettin
     d = fit.diagnostics
     record = {"model": model.name, "scheme": fold.scheme, "fold": fold.index, "elpd": elpd,
               "n_cells": int(mask.sum()), "max_rhat": d.max_rhat, "divergences": d.divergences,
-              "verdict": d.verdict}
+              "verdict": d.verdict, **held_out_predictive(fit.idata, np.flatnonzero(mask), seed=fold.index)}
     atomic_write_text(path, json.dumps(record) + "\n")
     return {**record, "cached": False}
+
+
+def held_out_predictive(idata: xr.DataTree, cells: np.ndarray, seed: int = 0) -> dict[str, list]:
+    """The held-out ``cells``' predictive mean success rate (over all draws) and up to
+    ``PREDICTIVE_DRAWS`` of their replicated success counts (the same draws for every cell, so
+    cells that share a new group's effect keep sharing it), as JSON-ready lists."""
+    y_rep = idata["posterior_predictive"]["y_rep"].values
+    y_rep = y_rep.reshape(-1, y_rep.shape[-1])[:, cells]
+    n_runs = idata["observed_data"]["n_runs"].values[cells]
+    keep = np.arange(len(y_rep))
+    if len(keep) > PREDICTIVE_DRAWS:
+        keep = np.sort(np.random.default_rng(seed).choice(len(keep), PREDICTIVE_DRAWS, replace=False))
+    return {"cells": cells.tolist(), "p_mean": (y_rep.mean(axis=0) / n_runs).tolist(),
+            "y_rep": y_rep[keep].tolist()}
+
+
+@dataclass(frozen=True)
+class Predictive:
+    """Cross-validated predictions of every cell under one scheme: ``p_mean`` (N,) is each cell's
+    predictive mean success rate and ``y_rep`` (S, N) replicated successes, each from the fold
+    that held the cell's group out."""
+
+    p_mean: np.ndarray
+    y_rep: np.ndarray
+
+
+def assemble_predictive(records: Sequence[dict[str, object]], n_cells: int) -> Predictive:
+    """Join the held-out predictions of one (model, scheme)'s folds into arrays over all cells.
+
+    Folds partition the groups, so every cell must be held out exactly once; a gap or an overlap
+    means the records are not one scheme's complete set, and is an error. Folds with different
+    numbers of kept draws are cut to the smallest.
+    """
+    owner = np.full(n_cells, -1)
+    for i, r in enumerate(records):
+        cells = np.asarray(r["cells"], dtype=int)
+        if (owner[cells] >= 0).any():
+            raise ValueError(f"cells {cells[owner[cells] >= 0][:5].tolist()} are held out by two folds")
+        owner[cells] = i
+    if (owner < 0).any():
+        raise ValueError(f"{int((owner < 0).sum())} cells are held out by no fold (e.g. {np.flatnonzero(owner < 0)[:5].tolist()})")
+    draws = min(len(r["y_rep"]) for r in records)
+    p_mean = np.empty(n_cells)
+    y_rep = np.empty((draws, n_cells), dtype=int)
+    for r in records:
+        cells = np.asarray(r["cells"], dtype=int)
+        p_mean[cells] = r["p_mean"]
+        y_rep[:, cells] = np.asarray(r["y_rep"], dtype=int)[:draws]
+    return Predictive(p_mean, y_rep)
+
+
+@dataclass
+class CVResult:
+    """What :func:`cross_validate` returns: per-group elpds (``pointwise``: one row per scheme,
+    model and group) and the cross-validated predictions per (model, scheme)."""
+
+    pointwise: pd.DataFrame
+    predictive: dict[tuple[str, str], Predictive]
 
 
 def check_cv_options(schemes: Sequence[str], folds: int) -> None:
@@ -181,10 +252,11 @@ def cross_validate(
     executor: Executor | None = None,
     cache: Path | None = None,
     seed: int = 0,
-) -> pd.DataFrame:
-    """Run every (model, scheme, fold) and return one row per (scheme, model, group).
+) -> CVResult:
+    """Run every (model, scheme, fold): per-group elpds and each cell's held-out predictions.
 
-    Columns: ``scheme, model, group, elpd, fold, max_rhat, divergences, verdict, cached``.
+    ``pointwise`` columns: ``scheme, model, group, elpd, fold, max_rhat, divergences, verdict,
+    cached``; ``predictive`` maps (model, scheme) to :class:`Predictive`.
     ``executor`` may be any ``concurrent.futures.Executor`` (e.g. a Dask ``Client``'s
     ``get_executor()``); by default ``jobs`` local processes, or in-process when ``jobs`` is 1.
     """
@@ -206,7 +278,10 @@ def cross_validate(
     rows = [{"scheme": r["scheme"], "model": r["model"], "group": g, "elpd": e, "fold": r["fold"],
              "max_rhat": r["max_rhat"], "divergences": r["divergences"], "verdict": r["verdict"],
              "cached": r["cached"]} for r in records for g, e in r["elpd"].items()]
-    return pd.DataFrame(rows)
+    predictive = {(m.name, scheme): assemble_predictive(
+        [r for r in records if r["model"] == m.name and r["scheme"] == scheme], len(data.cells))
+        for m in models for scheme in schemes}
+    return CVResult(pd.DataFrame(rows), predictive)
 
 
 def _progress(i: int, n: int, record: dict[str, object]) -> None:

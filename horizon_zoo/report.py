@@ -168,6 +168,19 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         doc.table(cv)
         if (figures / "cv.png").is_file():
             doc.figure(run_dir, figures / "cv.png", "elpd difference from the best model, 2 SE bars")
+    structure = _read(run_dir, "checks_cv")
+    if structure is not None:
+        from horizon_zoo.checks import CV_STRUCTURE_NOTE
+
+        doc.heading("Residual structure, cross-validated")
+        doc.para(CV_STRUCTURE_NOTE, note=True)
+        doc.table(structure[[c for c in ("model", "statistic", "scheme", "observed", "replicated_median", "lo95",
+                                          "hi95", "p_value", "flagged", "p_in_sample") if c in structure.columns]])
+        shown = [m for m in dict.fromkeys([best, "logistic"]) if m in set(structure["model"])]
+        for model in shown:
+            path = figures / f"residuals_cv_{model}.png"
+            if path.is_file():
+                doc.figure(run_dir, path, f"{model}: cross-validated residual structure")
     sbc = _read(run_dir, "sbc")
     if sbc is not None:
         doc.heading("Simulation-based calibration")
@@ -184,6 +197,9 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
 
         doc.heading("Posterior predictive checks")
         doc.para(CHECKS_LEGEND, note=True)
+        if structure is not None:
+            doc.para("The task block and agent eigen share p-values here are in-sample; read the cross-validated "
+                     "ones (section 'Residual structure, cross-validated') to judge residual structure.", note=True)
         doc.table(checks)
         shown = [best] if best else list(checks["model"])[:1]
         if "logistic" in set(checks["model"]) and "logistic" not in shown:
@@ -237,7 +253,8 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
             doc.para("Sampler settings: " + ", ".join(f"{k}={v}" for k, v in manifest["settings"].items()))
 
     nav = "".join(f"<a href='#{h}'>{h.replace('-', ' ')}</a>" for h in
-                  ("data", "diagnostics", "horizons", "posterior-predictive-checks"))
+                  ("data", "diagnostics", "horizons", "posterior-predictive-checks")
+                  + (("residual-structure,-cross-validated",) if structure is not None else ()))
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><nav>{nav}</nav>" + "\n".join(doc.html) + "</body></html>\n")
     html_path, md_path = run_dir / "report.html", run_dir / "report.md"

@@ -1,17 +1,22 @@
-"""Markdown tables of a comparison run for the docs: LOO with diagnostics, and residual checks.
+"""Markdown tables of a comparison run for the docs: LOO with diagnostics, residual checks, and
+(for ``compare --cv``) grouped-CV tables and the cross-validated residual-structure checks.
 
-    .venv/bin/python scripts/results_table.py RUN_DIR [--checks CHECK_RUN_DIR]
+    .venv/bin/python scripts/results_table.py RUN_DIR [--checks CHECK_RUN_DIR] [--figures DIR]
 
 RUN_DIR is a ``horizon-zoo compare`` run directory; checks are read from its tables or from a
-separate ``horizon-zoo check`` run directory. Prints the tables ``stan_models/README.md`` shows.
+separate ``horizon-zoo check`` run directory. Prints the tables ``stan_models/README.md`` shows;
+``--figures DIR`` copies the cross-validated residual figures of the models named in the
+verdict line into DIR (for the docs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from horizon_zoo.rundir import markdown_table
@@ -54,16 +59,100 @@ def residual_checks(check_dir: Path, order: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def structure_table(run_dir: Path, order: list[str]) -> pd.DataFrame:
+    """Cross-validated residual-structure checks per model (``tables/checks_cv.csv``), with the
+    in-sample p-value beside each."""
+    path = run_dir / "tables" / "checks_cv.csv"
+    if not path.is_file():
+        return pd.DataFrame()
+    t = pd.read_csv(path)
+    rows = []
+    for name in [m for m in order if m in set(t["model"])]:
+        row = {"model": name}
+        for stat, label in (("agent_eigen_share", "agent eigen share (task folds)"),
+                            ("task_block", "task block (family folds)")):
+            r = t[(t["model"] == name) & (t["statistic"] == stat)]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            row[f"{label}: observed"] = f"{r.observed:.2f}"
+            row[f"{label}: replicated [95%]"] = f"{r.replicated_median:.2f} [{r.lo95:.2f}, {r.hi95:.2f}]"
+            row[f"{label}: p (CV)"] = f"{r.p_value:.3f}" + (" *" if r.flagged else "")
+            if "p_in_sample" in r:
+                row[f"{label}: p (in-sample)"] = r.p_in_sample
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def structure_sentence(run_dir: Path) -> str:
+    """Which models' cross-validated p-values both lie in [0.025, 0.975]; if none, the closest
+    (largest smaller p)."""
+    t = pd.read_csv(run_dir / "tables" / "checks_cv.csv")
+    t = t[t["statistic"].isin(["task_block", "agent_eigen_share"])]
+    wide = t.pivot_table(index="model", columns="statistic", values="p_value")
+    if set(wide.columns) != {"task_block", "agent_eigen_share"}:
+        return "Both cross-validated statistics were not computed (needs --cv task,family)."
+    # distance of a p-value from the accepted band [0.025, 0.975]: 0 inside it
+    worst = wide.apply(lambda col: col.map(lambda p: max(0.025 - p, p - 0.975, 0.0))).max(axis=1)
+    inside = sorted(worst.index[worst == 0])
+    if inside:
+        return ("Models whose cross-validated p-values for both statistics lie in [0.025, 0.975]: "
+                + ", ".join(f"`{m}`" for m in inside) + ".")
+    closest = worst.idxmin()
+    return (f"No model has both cross-validated p-values in [0.025, 0.975]; the closest is `{closest}` "
+            f"(task block p = {wide.loc[closest, 'task_block']:.3f}, agent eigen share p = "
+            f"{wide.loc[closest, 'agent_eigen_share']:.3f}).")
+
+
+def cv_tables(run_dir: Path, reference: str = "logistic") -> dict[str, pd.DataFrame]:
+    """Per CV scheme: each model's elpd (SE), difference from the best and from ``reference``
+    (METR's logistic) with the SEs of the paired group-wise differences, and failing folds."""
+    path = run_dir / "tables" / "cv.csv"
+    if not path.is_file():
+        return {}
+    cv = pd.read_csv(path)
+    pointwise = pd.read_csv(run_dir / "tables" / "cv_pointwise.csv")
+    out = {}
+    for scheme, t in cv[cv["scheme"] != "cell"].groupby("scheme", sort=False):
+        wide = pointwise[pointwise["scheme"] == scheme].pivot_table(index="group", columns="model", values="elpd")
+        rows = []
+        for r in t.sort_values("rank").itertuples():
+            row = {"model": r.model, "elpd (SE)": f"{r.elpd:.1f} ({r.se:.1f})",
+                   "elpd_diff (dSE)": "0" if r.elpd_diff == 0 else f"{r.elpd_diff:.1f} ({r.dse:.1f})"}
+            if reference in wide:
+                diff = (wide[r.model] - wide[reference]).dropna()
+                row[f"vs {reference} (dSE)"] = ("0" if r.model == reference else
+                                                f"{diff.sum():+.1f} ({np.sqrt(len(diff) * diff.var(ddof=0)):.1f})")
+            row["groups"] = int(r.n_groups)
+            row["folds failing diagnostics"] = int(r.folds_failing_diagnostics)
+            rows.append(row)
+        out[str(scheme)] = pd.DataFrame(rows)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--checks", type=Path, help="a 'horizon-zoo check' run directory (default: RUN_DIR)")
+    parser.add_argument("--figures", type=Path, help="copy the cross-validated residual figures here")
     args = parser.parse_args()
     table = loo_with_diagnostics(args.run_dir)
     print(markdown_table(table))
     checks = residual_checks(args.checks or args.run_dir, list(table["model"]))
     if not checks.empty:
         print(markdown_table(checks))
+    for scheme, cv in cv_tables(args.run_dir).items():
+        print(f"Grouped CV, scheme {scheme}:\n")
+        print(markdown_table(cv))
+    structure = structure_table(args.run_dir, list(table["model"]))
+    if not structure.empty:
+        print(markdown_table(structure))
+        print(structure_sentence(args.run_dir) + "\n")
+    if args.figures:
+        args.figures.mkdir(parents=True, exist_ok=True)
+        dataset = args.run_dir.name
+        for path in sorted((args.run_dir / "figures").glob("residuals_cv_*.png")):
+            shutil.copyfile(path, args.figures / f"{dataset}-{path.name}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ import pytest
 
 from horizon_zoo import api
 from horizon_zoo.backends import SamplerSettings
-from horizon_zoo.cv import (cross_validate, cv_compare, group_of_cells, held_out_cells, make_folds, verdicts)
+from horizon_zoo.cv import (PREDICTIVE_DRAWS, assemble_predictive, cross_validate, cv_compare, group_of_cells,
+                            held_out_cells, held_out_predictive, make_folds, verdicts)
 from horizon_zoo.data import load_runs
 from horizon_zoo.registry import resolve
 from tests.conftest import family_effect_runs, make_runs
@@ -55,7 +56,7 @@ def test_cv_compare_pairs_differences_over_groups():
 def test_leave_tasks_out_prefers_task_effects_only_when_they_exist(effects, tmp_path):
     data = api.load(family_effect_runs(effects))
     models = [resolve("logistic"), resolve("logistic_task_effects")]
-    pointwise = cross_validate(models, data, ["task"], k=5, settings=SETTINGS, cache=tmp_path)
+    pointwise = cross_validate(models, data, ["task"], k=5, settings=SETTINGS, cache=tmp_path).pointwise
     table = cv_compare(pointwise).set_index("model")
     diff = table.loc["logistic", "elpd"] - table.loc["logistic_task_effects", "elpd"]
     dse = max(table.loc["logistic", "dse"], table.loc["logistic_task_effects", "dse"])
@@ -69,14 +70,14 @@ def test_leave_tasks_out_prefers_task_effects_only_when_they_exist(effects, tmp_
 def test_cached_folds_are_reused_without_refitting(tmp_path, monkeypatch):
     data = api.load(make_runs(n_agents=3, n_tasks=8, runs_per_cell=3))
     models = [resolve("logistic")]
-    first = cross_validate(models, data, ["task"], k=2, settings=SETTINGS, cache=tmp_path)
+    first = cross_validate(models, data, ["task"], k=2, settings=SETTINGS, cache=tmp_path).pointwise
     assert not first["cached"].any()
 
     def no_refit(*args, **kwargs):
         raise AssertionError("a cached fold was refitted")
 
     monkeypatch.setattr("horizon_zoo.fit.fit_model", no_refit)
-    again = cross_validate(models, data, ["task"], k=2, settings=SETTINGS, cache=tmp_path)
+    again = cross_validate(models, data, ["task"], k=2, settings=SETTINGS, cache=tmp_path).pointwise
     assert again["cached"].all()
     pd.testing.assert_frame_equal(first.drop(columns="cached"), again.drop(columns="cached"))
     # A different setting is a different fold: it must not be served from the cache.
@@ -104,6 +105,16 @@ def test_compare_runs_every_cv_scheme_and_reports_them(tmp_path, write_runs, mon
     assert sentences.count("Predicting") == 4 and "never seen" in sentences
     assert (out / "figures" / "cv.png").read_bytes()[:4] == b"\x89PNG"
     assert "Cross-validation" in (out / "report.html").read_text()
+    # the calibrated residual-structure checks: both statistics from their own schemes, in-sample p beside them
+    structure = pd.read_csv(out / "tables" / "checks_cv.csv")
+    assert sorted(zip(structure["statistic"], structure["scheme"])) == sorted(
+        [("agent_eigen_share", "task"), ("task_block", "family")] * 2)
+    assert structure["p_value"].between(0, 1).all() and structure["p_in_sample"].notna().all()
+    assert "Do tasks of a family share a misfit" in sentences
+    assert (out / "figures" / "residuals_cv_logistic.png").read_bytes()[:4] == b"\x89PNG"
+    report = (out / "report.html").read_text()
+    assert "Residual structure, cross-validated" in report and "href='#residual-structure,-cross-validated'" in report
+    assert "Residual structure, cross-validated" in (out / "summary.md").read_text()
 
 
 @pytest.mark.stan
@@ -119,3 +130,103 @@ def test_cv_command_writes_its_own_run_directory(tmp_path, write_runs, monkeypat
                  "--chains", "2", "--warmup", "200", "--draws", "200", "--out", str(out)]) == 0
     assert set(pd.read_csv(out / "tables" / "cv.csv")["scheme"]) == {"task"}
     assert (out / "report.html").is_file() and "Predicting a task it has never seen" in (out / "cv.md").read_text()
+
+
+def _records_of_two_folds() -> list[dict]:
+    """Four cells: fold 0 holds out cells 0 and 2 (two kept draws), fold 1 cells 1 and 3 (three)."""
+    return [{"cells": [0, 2], "p_mean": [0.5, 0.25], "y_rep": [[1, 0], [2, 1]]},
+            {"cells": [3, 1], "p_mean": [1.0, 0.0], "y_rep": [[2, 0], [2, 0], [1, 1]]}]
+
+
+def test_held_out_predictions_are_assembled_into_every_cell_once():
+    pred = assemble_predictive(_records_of_two_folds(), 4)
+    assert pred.p_mean.tolist() == [0.5, 0.0, 0.25, 1.0]
+    # each cell's column comes from its own fold; the fold with more draws is cut to the smallest count
+    assert pred.y_rep.tolist() == [[1, 0, 0, 2], [2, 0, 1, 2]]
+    with pytest.raises(ValueError, match="held out by no fold"):
+        assemble_predictive(_records_of_two_folds()[:1], 4)
+    overlapping = _records_of_two_folds() + [{"cells": [2], "p_mean": [0.1], "y_rep": [[0], [0]]}]
+    with pytest.raises(ValueError, match=r"cells \[2\] are held out by two folds"):
+        assemble_predictive(overlapping, 4)
+
+
+def test_cross_validated_residuals_are_observed_rate_minus_the_folds_predictive_mean():
+    from horizon_zoo.checks import check_data_from_runs, residual_matrix
+
+    runs = make_runs(n_agents=2, n_tasks=2, runs_per_cell=2, seed=3)
+    data = load_runs(runs)
+    pred = assemble_predictive(_records_of_two_folds(), len(data.cells))
+    d = check_data_from_runs(data, pred.y_rep, pred.p_mean)
+    cells = data.cells
+    # by hand: cell i is agent cells.agent[i] on task cells.task_id[i]; residual = successes / runs - p_mean[i]
+    expected = cells["n_success"].to_numpy() / cells["n_runs"].to_numpy() - np.array([0.5, 0.0, 0.25, 1.0])
+    resid = residual_matrix(d, d.y)
+    for i, (agent, task) in enumerate(zip(cells["agent"], cells["task_id"])):
+        assert resid[data.agents.index(agent), list(data.tasks["task_id"]).index(task)] == pytest.approx(expected[i])
+    # replicated residuals use the same predictive mean, draw by draw
+    rep = residual_matrix(d, d.y_rep)
+    assert rep.shape == (2, 2, 2)
+    assert rep[1, data.agents.index(cells["agent"][3]), list(data.tasks["task_id"]).index(cells["task_id"][3])] \
+        == pytest.approx(2 / 2 - 1.0)
+
+
+def test_a_fold_keeps_its_held_out_cells_predictive_draws():
+    import xarray as xr
+
+    y_rep = np.arange(2 * 500 * 3).reshape(2, 500, 3) % 5  # chains x draws x cells, runs per cell 4
+    idata = xr.DataTree.from_dict({
+        "posterior_predictive": xr.Dataset({"y_rep": (("chain", "draw", "cell"), y_rep)}),
+        "observed_data": xr.Dataset({"n_runs": ("cell", np.array([4, 4, 5]))}),
+    })
+    kept = held_out_predictive(idata, np.array([0, 2]), seed=1)
+    assert kept["cells"] == [0, 2]
+    flat = y_rep.reshape(1000, 3)
+    assert kept["p_mean"] == pytest.approx([flat[:, 0].mean() / 4, flat[:, 2].mean() / 5])  # over all draws
+    draws = np.asarray(kept["y_rep"])
+    assert draws.shape == (PREDICTIVE_DRAWS, 2)
+    # rows are whole draws: both cells of a kept row come from the same posterior draw
+    rows = {tuple(r) for r in flat[:, [0, 2]].tolist()}
+    assert all(tuple(r) in rows for r in draws.tolist())
+
+
+@pytest.mark.stan
+def test_cross_validated_task_block_flags_logistic_but_not_task_effects_on_family_effect_data(tmp_path):
+    """Acceptance (#27): data with strong family effects. Leave-family-out residuals of logistic keep
+    the families' shared difficulty, which its replicates (no family effects) never show; those of
+    logistic_task_effects carry a new family's effect in the replicates too."""
+    data = api.load(family_effect_runs(True))
+    models = [resolve("logistic"), resolve("logistic_task_effects")]
+    result = cross_validate(models, data, ["family"], k=4, settings=SETTINGS, cache=tmp_path)
+    from horizon_zoo.checks import cross_validated_structure
+
+    p = {m.name: cross_validated_structure(data, {"family": result.predictive[(m.name, "family")]})
+         .table.set_index("statistic").loc["task_block", "p_value"] for m in models}
+    assert p["logistic"] < 0.025, p
+    assert 0.025 <= p["logistic_task_effects"] <= 0.975, p
+
+
+def test_structure_verdicts_name_the_models_each_statistic_flags():
+    from horizon_zoo.checks import structure_verdicts
+
+    table = pd.DataFrame({"model": ["a", "b", "a", "b"],
+                          "statistic": ["task_block", "task_block", "agent_eigen_share", "agent_eigen_share"],
+                          "p_value": [0.5, 0.01, 0.98, 0.3]})
+    block, eigen = structure_verdicts(table)
+    assert "leave-family-out" in block and "Explained by: a (p = 0.500); left behind by: b (p = 0.010)" in block
+    # 0.98 is outside [0.025, 0.975]: flagged on the high side too
+    assert "leave-task-out" in eigen and "Explained by: b (p = 0.300); left behind by: a (p = 0.980)" in eigen
+
+
+@pytest.mark.stan
+def test_an_unreadable_fold_cache_entry_is_refitted_with_one_line(tmp_path, caplog):
+    data = api.load(make_runs(n_agents=3, n_tasks=8, runs_per_cell=3))
+    models = [resolve("logistic")]
+    first = cross_validate(models, data, ["task"], k=2, settings=SETTINGS, cache=tmp_path).pointwise
+    entry = sorted(tmp_path.glob("logistic-task-0-*.json"))[0]
+    entry.write_text(entry.read_text()[:40])  # a truncated write
+    with caplog.at_level("WARNING", logger="horizon_zoo.cv"):
+        again = cross_validate(models, data, ["task"], k=2, settings=SETTINGS, cache=tmp_path).pointwise
+    assert [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()][0].endswith(
+        "refitting that fold")
+    assert again.set_index("fold")["cached"].to_dict() == {0: False, 1: True}
+    pd.testing.assert_frame_equal(first.drop(columns="cached"), again.drop(columns="cached"))

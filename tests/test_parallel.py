@@ -50,8 +50,8 @@ def test_cv_folds_run_on_a_dask_local_cluster(tmp_path):
     with dask.config.set({"distributed.worker.daemon": False}), distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         on_dask = cross_validate([model], data, ["task"], k=3, settings=settings, executor=client.get_executor(),
-                                 cache=tmp_path / "dask")
-    in_process = cross_validate([model], data, ["task"], k=3, settings=settings, cache=tmp_path / "local")
+                                 cache=tmp_path / "dask").pointwise
+    in_process = cross_validate([model], data, ["task"], k=3, settings=settings, cache=tmp_path / "local").pointwise
     key = ["scheme", "model", "group"]
     a = on_dask.sort_values(key).reset_index(drop=True)
     b = in_process.sort_values(key).reset_index(drop=True)
@@ -71,7 +71,7 @@ def test_folds_in_local_processes_finish_and_the_pool_exits(tmp_path):
 
     def run():
         result["table"] = cross_validate([resolve("logistic")], data, ["task"], k=2, settings=settings, jobs=2,
-                                         cache=tmp_path)
+                                         cache=tmp_path).pointwise
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
