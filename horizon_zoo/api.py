@@ -193,7 +193,7 @@ def compare(
         raise HorizonZooError("every model failed; see the messages above.")
     loos, checks = _compare_checks(fits, data, run_dir)
     loo_table = loo_compare({n: f.idata for n, f in fits.items()}, refit=_refitters(fits, data, settings, backend),
-                            weights=data.cells["weight"].to_numpy(), max_refits=reloo_max, loos=loos)
+                            max_refits=reloo_max, loos=loos)
     horizons = pd.concat(
         [horizon_table(f.idata, qs).assign(model=n) for n, f in fits.items()], ignore_index=True
     )[lambda t: ["model", *[c for c in t.columns if c != "model"]]]

@@ -21,8 +21,9 @@ import pandas as pd
 import xarray as xr
 
 HIGH_K = 0.7
-WEIGHTED_ELPD_NOTE = ("The likelihood is weighted (METR task weights): these elpds are not comparable with "
-                      "those of unweighted fits.")
+WEIGHTED_ELPD_NOTE = ("The likelihood is weighted (task weights): every elpd here, PSIS-LOO, exact refits and "
+                      "grouped CV alike, is log E[prod p(y_i)^w_i] over the held-out cells (the log predictive "
+                      "density of their weighted likelihood); not comparable with the elpds of unweighted fits.")
 # Log-likelihood spread across draws below which a cell's importance weights count as uniform.
 CONSTANT_SPREAD = 1e-9
 
@@ -82,13 +83,14 @@ def loo(idata: xr.DataTree, weights: Psis | None = None) -> azs.ELPDData:
     return result
 
 
-def reloo(result: azs.ELPDData, fit_heldout: Callable[[np.ndarray], xr.DataTree], weight: np.ndarray,
+def reloo(result: azs.ELPDData, fit_heldout: Callable[[np.ndarray], xr.DataTree],
           max_refits: int) -> tuple[azs.ELPDData, str]:
     """Replace the PSIS estimate of cells with Pareto k > 0.7 by exact refits, when there are at most
     ``max_refits`` of them; return the result and a note saying which method was used.
 
-    ``fit_heldout(mask)`` refits with the cells in ``mask`` held out (``horizon_zoo.cv.holdout``);
-    ``weight`` are the cells' weights in the full fit.
+    ``fit_heldout(mask)`` refits with the cells in ``mask`` held out (``horizon_zoo.cv.holdout``).
+    An exact refit's elpd is on PSIS-LOO's scale (:func:`horizon_zoo.cv.joint_elpd`), weighted
+    fits included.
     """
     from horizon_zoo.cv import joint_elpd
 
@@ -103,7 +105,7 @@ def reloo(result: azs.ELPDData, fit_heldout: Callable[[np.ndarray], xr.DataTree]
     for i in bad:
         mask = np.zeros(elpd_i.size, dtype=bool)
         mask[i] = True
-        elpd_i[i] = joint_elpd(fit_heldout(mask), weight, np.array([i]))
+        elpd_i[i] = joint_elpd(fit_heldout(mask), np.array([i]))
     result.elpd_i = elpd_i
     result.elpd = float(elpd_i.sum())
     result.se = float(np.sqrt(elpd_i.size * np.var(elpd_i.values)))
@@ -115,7 +117,7 @@ def reloo(result: azs.ELPDData, fit_heldout: Callable[[np.ndarray], xr.DataTree]
 
 def loo_compare(fits: Mapping[str, xr.DataTree],
                 refit: Mapping[str, Callable[[np.ndarray], xr.DataTree]] | None = None,
-                weights: np.ndarray | None = None, max_refits: int = 0,
+                max_refits: int = 0,
                 loos: Mapping[str, azs.ELPDData] | None = None) -> pd.DataFrame:
     """Rank models by elpd_loo with standard errors, stacking weights and Pareto-k counts.
 
@@ -136,8 +138,8 @@ def loo_compare(fits: Mapping[str, xr.DataTree],
         loos = {name: loos[name] if loos and name in loos else loo(dt) for name, dt in fits.items()}
     methods = {name: "PSIS" for name in loos}
     for name in loos:
-        if refit and name in refit and weights is not None:
-            loos[name], methods[name] = reloo(loos[name], refit[name], weights, max_refits)
+        if refit and name in refit:
+            loos[name], methods[name] = reloo(loos[name], refit[name], max_refits)
         elif np.any(np.asarray(loos[name].pareto_k) > min(HIGH_K, loos[name].good_k)):
             methods[name] = "PSIS; some cells have k > 0.7: unreliable there"
     if len(loos) == 1:

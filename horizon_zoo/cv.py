@@ -133,15 +133,17 @@ def holdout(data: RunData, mask: np.ndarray) -> RunData:
     return replace(data, cells=cells)
 
 
-def joint_elpd(idata: xr.DataTree, weight: np.ndarray, cells: np.ndarray) -> float:
+def joint_elpd(idata: xr.DataTree, cells: np.ndarray) -> float:
     """Log predictive density of ``cells`` (indices) together, from a fit of :func:`holdout` data.
 
-    ``weight`` are the cells' weights before holding out: ``log_lik / (weight * HOLDOUT_WEIGHT)``
-    is each held-out cell's log density in a draw; the cells share a draw's parameters.
+    The one definition of a weighted elpd, used by CV, reloo and (through ArviZ on the weighted
+    ``log_lik``) PSIS-LOO alike: for a set S of cells, ``log E[prod_{i in S} p(y_i)^{w_i}]``, the
+    log predictive density of the weighted likelihood of S, with ``w_i`` a cell's weight before
+    holding out (``log_lik / HOLDOUT_WEIGHT = w_i log p(y_i)``). With all weights 1 it is the
+    usual elpd; a set whose weights are all 0 scores exactly 0 for every model.
     """
     ll = idata["log_likelihood"]["log_lik"].values
-    ll = ll.reshape(-1, ll.shape[-1])[:, cells] / (np.asarray(weight)[cells] * HOLDOUT_WEIGHT)
-    joint = ll.sum(axis=1)
+    joint = (ll.reshape(-1, ll.shape[-1])[:, cells] / HOLDOUT_WEIGHT).sum(axis=1)
     return float(logsumexp(joint) - np.log(joint.size))
 
 
@@ -160,8 +162,7 @@ def run_fold(model: ZooModel, data: RunData, fold: Fold, settings: SamplerSettin
     mask = held_out_cells(data, fold)
     fit = fit_model(model, holdout(data, mask), settings=settings, backend=backend, progress=False)
     groups = group_of_cells(data, fold.scheme)
-    weight = data.cells["weight"].to_numpy()
-    elpd = {str(g): joint_elpd(fit.idata, weight, np.flatnonzero(mask & (groups == g)))
+    elpd = {str(g): joint_elpd(fit.idata, np.flatnonzero(mask & (groups == g)))
             for g in np.unique(groups[mask])}
     d = fit.diagnostics
     record = {"model": model.name, "scheme": fold.scheme, "fold": fold.index, "elpd": elpd,
@@ -229,6 +230,12 @@ class CVResult:
     predictive: dict[tuple[str, str], Predictive]
 
 
+def zero_weight_groups(data: RunData, scheme: str) -> set[str]:
+    """Groups of ``scheme`` whose cells all have weight 0 (they score 0 for every model)."""
+    weights = pd.Series(data.cells["weight"].to_numpy(), index=group_of_cells(data, scheme))
+    return {str(g) for g, w in weights.groupby(level=0) if (w == 0).all()}
+
+
 def check_cv_options(schemes: Sequence[str], folds: int) -> None:
     """Refuse unknown scheme names and fewer than 2 folds (before any run directory or fit is made)."""
     from horizon_zoo.errors import HorizonZooError
@@ -275,9 +282,11 @@ def cross_validate(
                                start=1):
         records.append(record)
         _progress(i, len(calls), record)
+    weightless = {s: zero_weight_groups(data, s) for s in schemes}
     rows = [{"scheme": r["scheme"], "model": r["model"], "group": g, "elpd": e, "fold": r["fold"],
              "max_rhat": r["max_rhat"], "divergences": r["divergences"], "verdict": r["verdict"],
-             "cached": r["cached"]} for r in records for g, e in r["elpd"].items()]
+             "cached": r["cached"], "zero_weight": g in weightless[r["scheme"]]}
+            for r in records for g, e in r["elpd"].items()]
     predictive = {(m.name, scheme): assemble_predictive(
         [r for r in records if r["model"] == m.name and r["scheme"] == scheme], len(data.cells))
         for m in models for scheme in schemes}
@@ -296,8 +305,12 @@ def cv_compare(pointwise: pd.DataFrame) -> pd.DataFrame:
     of the paired group-wise differences (as ``loo_compare`` does for cells)."""
     rows = []
     for scheme, table in pointwise.groupby("scheme", sort=False):
-        wide = table.pivot_table(index="group", columns="model", values="elpd", aggfunc="first")
-        wide = wide.dropna()
+        wide = table.pivot_table(index="group", columns="model", values="elpd", aggfunc="first", dropna=False)
+        # A group some model has no finite elpd for cannot be paired; it is left out and named.
+        unpaired = sorted(map(str, wide.index[~np.isfinite(wide.to_numpy()).all(axis=1)]))
+        wide = wide[np.isfinite(wide.to_numpy()).all(axis=1)]
+        weightless = sorted(set(table.loc[table["zero_weight"].astype(bool), "group"].astype(str))) \
+            if "zero_weight" in table else []
         n = len(wide)
         totals = wide.sum().sort_values(ascending=False)
         best = totals.index[0]
@@ -309,6 +322,7 @@ def cv_compare(pointwise: pd.DataFrame) -> pd.DataFrame:
                 "se": float(np.sqrt(n * wide[model].var(ddof=0))), "elpd_diff": float(diff.sum()),
                 "dse": float(np.sqrt(n * diff.var(ddof=0))), "n_groups": n,
                 "folds_failing_diagnostics": int(model_rows.loc[model_rows["verdict"] == "fail", "fold"].nunique()),
+                "zero_weight_groups": ", ".join(weightless), "unpaired_groups": ", ".join(unpaired),
             })
     out = pd.DataFrame(rows)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -333,5 +347,16 @@ def verdicts(table: pd.DataFrame) -> list[str]:
         decisive = second["elpd_diff"] < -2 * second["dse"]
         out.append(f"Predicting {QUESTIONS.get(scheme, scheme)}: {best['model']} is best; the runner-up "
                    f"{second['model']} is {-second['elpd_diff']:.1f} elpd behind (dSE {second['dse']:.1f}), "
-                   + ("more than 2 SE: a clear difference." if decisive else "within 2 SE: not decisive."))
+                   + ("more than 2 SE: a clear difference." if decisive else "within 2 SE: not decisive.")
+                   + _left_out(best))
     return out
+
+
+def _left_out(row: pd.Series) -> str:
+    """The groups a scheme's comparison could not use, named (never dropped silently)."""
+    text = ""
+    if isinstance(row.get("zero_weight_groups"), str) and row["zero_weight_groups"]:
+        text += f" Groups with weight 0, scoring 0 for every model: {row['zero_weight_groups']}."
+    if isinstance(row.get("unpaired_groups"), str) and row["unpaired_groups"]:
+        text += f" Left out, no finite elpd for some model: {row['unpaired_groups']}."
+    return text

@@ -61,7 +61,6 @@ def test_high_k_cells_are_refitted_exactly_up_to_the_limit():
     ll = fit["log_likelihood"]["log_lik"].values.copy()
     ll[0, :5, 0] -= 40.0  # a few draws that explain cell 0 terribly: heavy-tailed importance ratios
     fit["log_likelihood"] = fit["log_likelihood"].to_dataset().assign(log_lik=(("chain", "draw", "cell"), ll))
-    weight = np.ones(50)
     refits = []
 
     def heldout(mask):
@@ -71,12 +70,12 @@ def test_high_k_cells_are_refitted_exactly_up_to_the_limit():
 
     psis_only = loo_compare({"m": fit})
     assert psis_only.loc[0, "n_high_k"] >= 1 and "unreliable" in psis_only.loc[0, "loo_method"]
-    table = loo_compare({"m": fit}, refit={"m": heldout}, weights=weight, max_refits=5)
+    table = loo_compare({"m": fit}, refit={"m": heldout}, max_refits=5)
     assert refits == [[0]] and table.loc[0, "n_high_k"] == 0
     assert table.loc[0, "loo_method"] == "PSIS + exact refits of 1 cells with k > 0.7"
     psis_cell0 = float(loo(fit).elpd_i[0])
     assert table.loc[0, "elpd_loo"] == pytest.approx(psis_only.loc[0, "elpd_loo"] - psis_cell0 - 3.0)
-    over = loo_compare({"m": fit}, refit={"m": heldout}, weights=weight, max_refits=0)
+    over = loo_compare({"m": fit}, refit={"m": heldout}, max_refits=0)
     assert "exceed --reloo-max 0" in over.loc[0, "loo_method"] and len(refits) == 1
 
 
@@ -125,3 +124,36 @@ def test_column_logsumexp_matches_scipy_with_infinite_columns():
     x[7, 4] = np.inf
     x[:, 5] = 1e-300  # constant column
     np.testing.assert_allclose(_logsumexp_columns(x), logsumexp(x, axis=0), rtol=1e-13)
+
+
+@pytest.mark.stan
+def test_weighted_psis_loo_and_exact_refits_are_on_one_scale():
+    """Issue 37: PSIS-LOO reads log_lik = w log p, so its elpd of a cell is log E[p^w]; an exact refit
+    must give the same quantity (it used to divide the weight out, log E[p], mixing scales in one sum)."""
+    from horizon_zoo import api
+    from horizon_zoo.backends import SamplerSettings
+    from horizon_zoo.cv import holdout, joint_elpd
+    from horizon_zoo.fit import fit_model
+    from horizon_zoo.registry import resolve
+    from tests.conftest import make_runs
+
+    runs = make_runs(n_agents=2, n_tasks=16, runs_per_cell=4, seed=2)
+    runs["equal_task_weight"] = np.where(runs["task_id"].str[-1].astype(int) % 2 == 0, 3.0, 0.5)
+    data = api.load(runs, weights="equal")
+    weight = data.cells["weight"].to_numpy()
+    assert weight.max() / weight.min() == pytest.approx(6.0)
+    settings = SamplerSettings(chains=2, warmup=500, draws=1000, seed=11)
+    model = resolve("logistic")
+    fit = fit_model(model, data, settings=settings, progress=False)
+    psis_result = loo(fit.idata)
+    ll = fit.idata["log_likelihood"]["log_lik"].values.reshape(-1, len(weight))
+    k = np.asarray(psis_result.pareto_k)
+    heavy, light = (int(np.flatnonzero(weight == w)[np.argmin(k[weight == w])]) for w in (weight.max(), weight.min()))
+    for cell in (heavy, light):
+        assert k[cell] < 0.5  # PSIS is reliable here
+        mask = np.arange(len(weight)) == cell
+        exact = joint_elpd(fit_model(model, holdout(data, mask), settings=settings, progress=False).idata,
+                           np.array([cell]))
+        # Monte Carlo error of a log mean of exp(log_lik) over the draws, with a margin for PSIS
+        tolerance = 4 * ll[:, cell].std() / np.sqrt(ll.shape[0] / 2) + 0.05
+        assert exact == pytest.approx(float(psis_result.elpd_i[cell]), abs=tolerance), (cell, weight[cell])

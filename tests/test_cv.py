@@ -9,6 +9,7 @@ import pytest
 from horizon_zoo import api
 from horizon_zoo.backends import SamplerSettings
 from horizon_zoo.cv import (PREDICTIVE_DRAWS, assemble_predictive, cross_validate, cv_compare, group_of_cells,
+                            zero_weight_groups,
                             held_out_cells, held_out_predictive, make_folds, verdicts)
 from horizon_zoo.data import load_runs
 from horizon_zoo.registry import resolve
@@ -230,3 +231,39 @@ def test_an_unreadable_fold_cache_entry_is_refitted_with_one_line(tmp_path, capl
         "refitting that fold")
     assert again.set_index("fold")["cached"].to_dict() == {0: False, 1: True}
     pd.testing.assert_frame_equal(first.drop(columns="cached"), again.drop(columns="cached"))
+
+
+def test_a_group_of_zero_weight_is_named_not_dropped():
+    runs = make_runs(n_agents=2, n_tasks=4, runs_per_cell=2)
+    runs.loc[runs["task_id"] == "fam1/task3", "equal_task_weight"] = 0.0
+    data = load_runs(runs, weights="equal")
+    assert zero_weight_groups(data, "task") == {"fam1/task3"} and zero_weight_groups(data, "family") == set()
+    groups = sorted(data.tasks["task_id"])
+    pointwise = pd.DataFrame({
+        "scheme": "task", "model": ["a"] * 4 + ["b"] * 4, "group": groups * 2, "fold": 0, "verdict": "pass",
+        # a zero-weight group's joint density is exp(0): elpd 0 for every model
+        "elpd": [-1.0, -2.0, -1.5, 0.0, -2.0, -3.0, -2.5, 0.0], "zero_weight": [g == "fam1/task3" for g in groups] * 2})
+    table = cv_compare(pointwise).set_index("model")
+    assert table.loc["a", "n_groups"] == 4 and table.loc["b", "elpd"] == pytest.approx(-7.5)
+    assert table.loc["a", "zero_weight_groups"] == "fam1/task3"
+    assert "Groups with weight 0, scoring 0 for every model: fam1/task3." in verdicts(table.reset_index())[0]
+    # a group some model cannot score is left out of the pairing, and named
+    broken = pointwise.assign(elpd=pointwise["elpd"].where(~((pointwise["model"] == "b") & (pointwise["group"] == groups[0]))))
+    table = cv_compare(broken).set_index("model")
+    assert table.loc["a", "n_groups"] == 3 and table.loc["a", "unpaired_groups"] == groups[0]
+    assert f"no finite elpd for some model: {groups[0]}" in verdicts(table.reset_index())[0]
+
+
+def test_joint_elpd_is_the_log_predictive_density_of_the_weighted_likelihood():
+    """One scale for LOO, reloo and CV: log E[prod p_i^w_i] from log_lik = w * HOLDOUT_WEIGHT * log p."""
+    import xarray as xr
+
+    from horizon_zoo.cv import HOLDOUT_WEIGHT, joint_elpd
+
+    log_p = np.log(np.array([[0.5, 0.25], [0.25, 0.5]]))  # two draws x two cells
+    w = np.array([2.0, 0.0])
+    idata = xr.DataTree.from_dict({"log_likelihood": xr.Dataset(
+        {"log_lik": (("chain", "draw", "cell"), (w * HOLDOUT_WEIGHT * log_p)[None])})})
+    # by hand: draw 1 gives 0.5^2 * 0.25^0, draw 2 gives 0.25^2; their mean is 0.15625
+    assert joint_elpd(idata, np.array([0, 1])) == pytest.approx(np.log((0.25 + 0.0625) / 2))
+    assert joint_elpd(idata, np.array([1])) == 0.0  # weight 0: exactly 0, never 0/0
