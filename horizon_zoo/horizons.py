@@ -1,9 +1,12 @@
 """Posterior time horizons: the task length at which an agent succeeds with probability q.
 
 Horizons are read off the contract's ``p_curve`` draws, so they work for every zoo model.  A
-draw whose curve is already below q at the grid's shortest length is *below the grid*, one that
-never falls to q is *above the grid*; both are kept (as 0 / +inf minutes) so that quantiles stay honest
-and tables print bounds ("< 1 s", "> 30 days") instead of clipped numbers.
+draw whose curve is already below q at the grid's shortest length, and still falling there, is
+*below the grid*; one that never falls to q is *above the grid*; both are kept (as 0 / +inf
+minutes) so that quantiles stay honest and tables print bounds ("< 1 s", "> 30 days") instead of
+clipped numbers. A draw whose curve starts below q and is not falling towards it (a ceiling below
+q, a rising curve) has no q-horizon at all: it is *undefined* (NaN), counted per agent and q
+(``undefined``), left out of the quantiles and of the trend.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ def crossing_log_minutes(p: np.ndarray, log_grid: np.ndarray, q: float) -> np.nd
     """Log minutes where each curve first falls to ``q`` (grid on the last axis).
 
     Interpolates linearly in logit(p) between grid points, which is exact for logistic curves.
-    Returns -inf where p < q already at the first grid point and +inf where p never reaches q.
+    Returns +inf where p never falls to q on the grid. Where p < q already at the first grid
+    point: -inf (below the grid) if the curve, extended leftwards as a line in logit(p) from its
+    first two grid points, reaches q within as many log minutes as the grid spans; else NaN (no
+    q-horizon: the curve has levelled off below q, as under a ceiling, or rises with length).
     """
     if not 0 < q < 1:
         raise ValueError(f"q must be strictly between 0 and 1, got {q}")
@@ -39,13 +45,19 @@ def crossing_log_minutes(p: np.ndarray, log_grid: np.ndarray, q: float) -> np.nd
         t = np.where(l0 - l1 > 0, l0 / (l0 - l1), 0.0)
     x = log_grid[j] + t * (log_grid[np.minimum(j + 1, len(log_grid) - 1)] - log_grid[j])
     out = np.where(has_cross, x, np.inf)
-    return np.where(above[..., 0], out, -np.inf)
+    logit = np.log(p[..., :2]) - np.log1p(-p[..., :2])
+    edge_slope = (logit[..., 1] - logit[..., 0]) / (log_grid[1] - log_grid[0])  # < 0: falling at the edge
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reach = np.where(edge_slope < 0, (lq - logit[..., 0]) / -edge_slope, np.inf)  # log minutes leftwards
+    below = reach <= log_grid[-1] - log_grid[0]
+    return np.where(above[..., 0], out, np.where(below, -np.inf, np.nan))
 
 
 def horizon_draws(idata: xr.DataTree, q: float, curve: str = "p_curve") -> xr.DataArray:
     """Horizon in minutes per (chain, draw, agent) for success probability ``q``.
 
-    0 marks a draw below the grid (shorter than its first point), +inf one above it.
+    0 marks a draw below the grid (shorter than its first point), +inf one above it, NaN one
+    whose curve never reaches q (see :func:`crossing_log_minutes`).
     """
     post = idata["posterior"].to_dataset()
     if curve not in post:
@@ -62,7 +74,9 @@ def horizon_table(idata: xr.DataTree, qs: Sequence[float] = DEFAULT_QS) -> pd.Da
 
     One row per (curve, agent, q). ``curve`` is ``marginal`` (a new random task, ``p_curve``)
     and, for models that expose it, ``typical task`` (``p_curve_typical``).  Infinite bounds
-    mean below / above the grid; ``below_grid`` and ``above_grid`` give the share of draws.
+    mean below / above the grid; ``below_grid`` and ``above_grid`` give the share of draws, and
+    ``undefined`` the share with no q-horizon, which the quantiles leave out (NaN when every
+    draw is undefined).
     """
     grid = idata["posterior"].to_dataset()["grid"].values
     rows = []
@@ -72,7 +86,12 @@ def horizon_table(idata: xr.DataTree, qs: Sequence[float] = DEFAULT_QS) -> pd.Da
         for q in qs:
             h = horizon_draws(idata, q, curve)
             flat = h.values.reshape(-1, h.sizes["agent"])
-            quant = np.quantile(flat, [0.025, 0.25, 0.5, 0.75, 0.975], axis=0, method="inverted_cdf")
+            undefined = np.isnan(flat)
+            with np.errstate(invalid="ignore"):
+                quant = np.full((5, flat.shape[1]), np.nan)
+                for i in np.flatnonzero(~undefined.all(axis=0)):  # quantiles of the draws that have a horizon
+                    quant[:, i] = np.quantile(flat[~undefined[:, i], i], [0.025, 0.25, 0.5, 0.75, 0.975],
+                                              method="inverted_cdf")
             for i, agent in enumerate(h["agent"].values):
                 lo95, lo50, med, hi50, hi95 = quant[:, i]
                 rows.append({
@@ -81,6 +100,7 @@ def horizon_table(idata: xr.DataTree, qs: Sequence[float] = DEFAULT_QS) -> pd.Da
                     "lo50_min": lo50, "hi50_min": hi50,
                     "below_grid": float(np.mean(flat[:, i] <= 0)),
                     "above_grid": float(np.mean(np.isposinf(flat[:, i]))),
+                    "undefined": float(np.mean(undefined[:, i])),
                     "horizon": f"{format_minutes(med, grid)} [{format_minutes(lo95, grid)}, "
                                f"{format_minutes(hi95, grid)}]",
                 })

@@ -5,7 +5,10 @@ from that draw's regression posterior, so the doubling time's interval carries e
 horizon uncertainty and the agents' scatter around the line (METR fits one line to point
 estimates and bootstraps tasks instead). Agents whose horizon falls outside the curve grid in a
 draw enter that draw at the grid's edge; the share of such draws is reported with the trend and
-warned about, never hidden, and agents off the grid in most draws are left out.
+warned about, never hidden, and agents off the grid in most draws are left out. A draw in which
+an agent's curve never reaches q (a ceiling below q) has no horizon for it: such draws are left
+out of the regression and their share is reported (``undefined_draws``); agents without a
+horizon in most draws are left out.
 
 Models that fit the trend inside Stan (``logistic_trend``: ``trend_level``, ``trend_slope``)
 also get the joint model's own trend, labelled ``joint``.
@@ -47,6 +50,8 @@ class TrendDraws:
     year_mean: float
     year_range: tuple[float, float]
     censored: Mapping[str, float]  # share of draws outside the grid, per agent
+    # share of posterior draws left out because some agent's curve never reaches q in them
+    undefined: float = 0.0
 
     @property
     def doubling_months(self) -> np.ndarray:
@@ -113,7 +118,8 @@ def trend_draws(
             chosen = dated
         elif agents == "frontier":
             h50 = horizon_draws(idata, 0.5, curve)
-            medians = {str(a): float(np.median(h50.sel(agent=a).values)) for a in dated}
+            medians = {str(a): float(np.nanmedian(h50.sel(agent=a).values)) for a in dated
+                       if not np.isnan(h50.sel(agent=a).values).all()}
             chosen = frontier_agents(medians, years)
         else:
             raise ValueError(f"agents must be 'frontier', 'all' or a list of names, not {agents!r}")
@@ -124,6 +130,13 @@ def trend_draws(
         chosen = list(agents)
     grid = np.asarray(idata["posterior"].to_dataset()["grid"].values)
     if isinstance(agents, str):
+        no_horizon = {a: float(np.mean(np.isnan(h.sel(agent=a).values))) for a in chosen}
+        dropped = [a for a in chosen if no_horizon[a] > 0.5]
+        if dropped:
+            log.warning("p%d trend (%s): left out %s: the curve never reaches %d%% in most draws", round(q * 100),
+                        CURVES.get(curve, curve), ", ".join(f"{a} ({no_horizon[a]:.0%})" for a in dropped),
+                        round(q * 100))
+            chosen = [a for a in chosen if a not in dropped]
         shares = {a: _offgrid_share(h.sel(agent=a).values, grid) for a in chosen}
         dropped = [a for a in chosen if shares[a] > 0.5]
         if dropped:
@@ -135,6 +148,12 @@ def trend_draws(
     if len(chosen) < 2 or np.ptp(x_years) == 0:
         raise ValueError(f"a trend needs at least two agents with different release dates; got {chosen}")
     values = h.sel(agent=chosen).values.reshape(-1, len(chosen))
+    # A draw in which some agent has no q-horizon has no line through all agents: it is left out.
+    defined = ~np.isnan(values).any(axis=1)
+    if not defined.any():
+        raise ValueError(f"no posterior draw has a p{round(q * 100)} horizon for every one of {chosen}")
+    undefined = float(1 - defined.mean())
+    values = values[defined]
     censored = {a: _offgrid_share(values[:, i], grid) for i, a in enumerate(chosen)}
     y = np.log2(np.clip(values, grid[0], grid[-1]))
     xc = x_years - x_years.mean()
@@ -150,7 +169,8 @@ def trend_draws(
         level = level + sigma / np.sqrt(len(chosen)) * rng.standard_normal(len(rss))
     return TrendDraws(q=q, curve=CURVES.get(curve, curve), source="per-draw regression", agents=tuple(chosen),
                       level=level, slope=slope, year_mean=float(x_years.mean()),
-                      year_range=(float(x_years.min()), float(x_years.max())), censored=censored)
+                      year_range=(float(x_years.min()), float(x_years.max())), censored=censored,
+                      undefined=undefined)
 
 
 def _offgrid_share(minutes: np.ndarray, grid: np.ndarray) -> float:
@@ -225,6 +245,7 @@ def doubling_table(trends: Sequence[TrendDraws]) -> pd.DataFrame:
             "p_shrinking": float(np.mean(t.slope <= 0)),
             "n_agents": len(t.agents),
             "max_offgrid_share": max(t.censored.values(), default=0.0),
+            "undefined_draws": t.undefined,
             "agents": ", ".join(t.agents),
         })
     return pd.DataFrame(rows)

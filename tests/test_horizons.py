@@ -28,9 +28,44 @@ def test_crossing_is_exact_for_logistic_curves():
 
 def test_off_grid_horizons_are_infinite_not_clipped():
     grid = default_grid()
-    curves = np.stack([np.full(len(grid), 0.3), np.full(len(grid), 0.95)])
+    # a logistic whose 50% point lies 3 log-minutes below the grid is falling there: below the grid
+    below = logistic_curves(np.array([grid[0] - 3.0]), np.array([-1.0]), grid)[0]
+    curves = np.stack([below, np.full(len(grid), 0.95)])
     got = crossing_log_minutes(curves, grid, 0.5)
     assert got[0] == -np.inf and got[1] == np.inf
+
+
+def test_curves_that_never_reach_q_have_no_horizon():
+    """Issue 37 item 5: a ceiling below q, a flat or a rising curve is undefined (NaN), not '< 1 s'."""
+    grid = default_grid()
+    x = (grid - grid.mean()) / np.log(2)
+    ceiling = 0.05 + (0.9 - 0.05) / (1 + np.exp(-(2.0 - 0.7 * x)))  # 4PL with ceiling 0.9
+    rising = 1 / (1 + np.exp(-(0.3 * x - 1.0)))
+    flat = np.full(len(grid), 0.3)
+    far_below = logistic_curves(np.array([grid[0] - (grid[-1] - grid[0]) - 1.0]), np.array([-1.0]), grid)[0]
+    got = crossing_log_minutes(np.stack([ceiling, rising, flat, far_below]), grid, 0.95)
+    assert np.isnan(got[:3]).all()
+    # a curve still falling steeply at the grid's edge but whose 95% point lies beyond one grid-span below it
+    assert np.isnan(got[3])
+    assert np.isfinite(crossing_log_minutes(ceiling[None], grid, 0.5)[0])  # the ceiling model has a p50
+
+
+def test_horizon_table_counts_undefined_draws_and_leaves_them_out_of_the_quantiles():
+    grid = default_grid()
+    rng = np.random.default_rng(4)
+    h = rng.normal(np.log(30.0), 0.2, (2, 400))
+    p = logistic_curves(h, np.full_like(h, -1.0), grid)
+    p[0, :200] = 0.3  # a quarter of the 800 draws never reach 0.5
+    dt = azb.from_dict({"posterior": {"p_curve": p[..., None, :]}}, coords={"agent": ["a"], "grid": np.exp(grid)},
+                       dims={"p_curve": ["agent", "grid"]})
+    row = horizon_table(dt, qs=[0.5]).iloc[0]
+    assert row["undefined"] == pytest.approx(0.25) and row["below_grid"] == 0.0
+    defined = np.exp(h).reshape(-1)[200:]
+    assert row["median_min"] == pytest.approx(np.quantile(defined, 0.5, method="inverted_cdf"), rel=1e-3)
+    all_undefined = azb.from_dict({"posterior": {"p_curve": np.full((2, 10, 1, len(grid)), 0.3)}},
+                                  coords={"agent": ["a"], "grid": np.exp(grid)}, dims={"p_curve": ["agent", "grid"]})
+    row = horizon_table(all_undefined, qs=[0.5]).iloc[0]
+    assert row["undefined"] == 1.0 and np.isnan(row["median_min"]) and row["horizon"] == "n/a [n/a, n/a]"
 
 
 def test_horizon_table_reports_quantiles_and_bounds():

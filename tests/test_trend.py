@@ -269,3 +269,22 @@ def test_a_q_no_agent_reaches_gives_no_trend_instead_of_an_error(caplog):
     trends = all_trends(idata, dates, [0.5, 0.8], agents="all")
     assert [t.q for t in trends] == [0.5]  # p50 of the scaled curves still crosses
     assert "no p80 trend" in caplog.text
+
+
+def test_draws_where_a_curve_never_reaches_q_are_left_out_of_the_trend_and_counted(caplog):
+    """Issue 37 item 5: an undefined horizon no longer enters the regression as '< 1 s'."""
+    dates = {"a": dt.date(2020, 1, 1), "b": dt.date(2022, 1, 1), "c": dt.date(2024, 1, 1)}
+    draws = np.tile(np.array([1.0, 3.0, 5.0]), (1, 100, 1))  # log2 minutes: one doubling per year
+    idata = _curves_idata(draws, list(dates))
+    p = idata["posterior"]["p_curve"].values.copy()
+    p[0, :20, 0, :] = 0.3  # agent "a" has no 50% horizon in 20% of the draws
+    p[0, :, 1, :] = np.where(np.arange(100)[:, None] < 60, 0.3, p[0, :, 1, :])  # "b" in 60%
+    idata["posterior"]["p_curve"] = idata["posterior"]["p_curve"].copy(data=p)
+    trend = trend_draws(idata, dates, 0.5, agents="all", regression_uncertainty=False)
+    assert trend.agents == ("a", "c") and "left out b (60%)" in caplog.text
+    assert trend.undefined == pytest.approx(0.2) and len(trend.slope) == 80
+    # the kept draws' line: 4 doublings over the 4 years between a and c
+    assert np.allclose(trend.slope, (5.0 - 1.0) / (decimal_year(dates["c"]) - decimal_year(dates["a"])), atol=1e-6)
+    assert doubling_table([trend]).loc[0, "undefined_draws"] == pytest.approx(0.2)
+    named = trend_draws(idata, dates, 0.5, agents=["a", "b", "c"], regression_uncertainty=False)
+    assert named.undefined == pytest.approx(0.6)  # a listed agent is kept; its undefined draws are not
