@@ -27,7 +27,7 @@ import xarray as xr
 from horizon_zoo import __version__
 from horizon_zoo.backends import SamplerSettings, resolve_backend
 from horizon_zoo.checks import CHECKS_LEGEND
-from horizon_zoo.compare import WEIGHTED_ELPD_NOTE, loo_compare
+from horizon_zoo.compare import LOO_MEANING_NOTE, WEIGHTED_ELPD_NOTE, loo_compare
 from horizon_zoo.contract import default_grid
 from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO, RunData, Weights, load_runs
 from horizon_zoo.errors import DataError, HorizonZooError
@@ -520,7 +520,7 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
         f"# horizon-zoo {run_name}", "", f"Command: `{command}`", "",
         f"Data: {result.data.source}: {len(result.data.runs)} runs, {len(result.data.agents)} agents, "
         f"{len(result.data.tasks)} tasks, {len(result.data.families)} families.", "",
-        "## PSIS-LOO over (agent, task) cells", "",
+        "## PSIS-LOO over (agent, task) cells", "", LOO_MEANING_NOTE, "",
         *([WEIGHTED_ELPD_NOTE, ""] if not np.allclose(result.data.cells["weight"], 1.0) else []),
         markdown_table(result.loo[loo_cols]),
         "## Diagnostics", "", markdown_table(result.diagnostics),
@@ -530,7 +530,9 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
     if not result.cv.empty:
         # cv.md holds run_cv's sentences: who predicts best, and which models leave residual structure
         sentences = (result.run_dir / "cv.md").read_text().splitlines()
-        summary += ["## Cross-validation: new cells, tasks, families, agents", "", *sentences, "",
+        from horizon_zoo.cv import CV_MEANING_NOTE
+
+        summary += ["## Cross-validation: new cells, tasks, families, agents", "", *sentences, "", CV_MEANING_NOTE, "",
                     markdown_table(result.cv.drop(columns=[c for c in ("diff_over_dse",) if c in result.cv])),
                     "![cv](figures/cv.png)", ""]
         structure_path = tables / "checks_cv.csv"

@@ -24,6 +24,10 @@ HIGH_K = 0.7
 WEIGHTED_ELPD_NOTE = ("The likelihood is weighted (task weights): every elpd here, PSIS-LOO, exact refits and "
                       "grouped CV alike, is log E[prod p(y_i)^w_i] over the held-out cells (the log predictive "
                       "density of their weighted likelihood); not comparable with the elpds of unweighted fits.")
+LOO_MEANING_NOTE = ("What PSIS-LOO over cells scores: the runs of one (agent, task) cell, with the task and the "
+                    "agent seen through their other cells. Models with task effects learn each task's difficulty "
+                    "from the other agents' runs, which is most of their lead here; how well a model predicts a "
+                    "task, family or agent it has never seen is grouped CV's question (--cv).")
 # Log-likelihood spread across draws below which a cell's importance weights count as uniform.
 CONSTANT_SPREAD = 1e-9
 

@@ -330,6 +330,12 @@ def cv_compare(pointwise: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+CV_MEANING_NOTE = ("Leave-tasks-out and leave-families-out refit the model with the held-out cells' weight at "
+                   "1e-9, so their effects come from the hierarchy; a group's elpd is the log predictive density "
+                   "of all its cells together. elpd_diff and dse are paired over groups. Leave-agent-out: a model "
+                   "whose agents share no hierarchy (per-agent intercepts with fixed priors, as in logistic) "
+                   "predicts a held-out agent from its prior alone, so the agent scheme scores that prior.")
+
 QUESTIONS = {"task": "a task it has never seen", "family": "a task family it has never seen",
              "agent": "an agent it has never seen", "cell": "one more (agent, task) cell"}
 

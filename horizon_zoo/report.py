@@ -148,8 +148,11 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         doc.table(diagnostics, verdict_column="verdict")
     if loo is not None:
         doc.heading("Model comparison (PSIS-LOO over cells)")
+        from horizon_zoo.compare import LOO_MEANING_NOTE
+
         doc.para("elpd_diff is relative to the best model; a difference smaller than about 2 dse is not "
                  "decisive. Cells with Pareto k above 0.7 make PSIS-LOO unreliable for that model.", note=True)
+        doc.para(LOO_MEANING_NOTE, note=True)
         if manifest.get("data", {}).get("weighted"):
             from horizon_zoo.compare import WEIGHTED_ELPD_NOTE
 
@@ -162,9 +165,9 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         if (run_dir / "cv.md").is_file():
             for line in (run_dir / "cv.md").read_text().splitlines():
                 doc.para(line.lstrip("- "))
-        doc.para("Leave-tasks-out and leave-families-out refit the model with the held-out cells' weight at "
-                 "1e-9, so their effects come from the hierarchy; a group's elpd is the log predictive "
-                 "density of all its cells together. elpd_diff and dse are paired over groups.", note=True)
+        from horizon_zoo.cv import CV_MEANING_NOTE
+
+        doc.para(CV_MEANING_NOTE, note=True)
         doc.table(cv)
         if (figures / "cv.png").is_file():
             doc.figure(run_dir, figures / "cv.png", "elpd difference from the best model, 2 SE bars")

@@ -116,6 +116,13 @@ def test_compare_runs_every_cv_scheme_and_reports_them(tmp_path, write_runs, mon
     report = (out / "report.html").read_text()
     assert "Residual structure, cross-validated" in report and "href='#residual-structure,-cross-validated'" in report
     assert "Residual structure, cross-validated" in (out / "summary.md").read_text()
+    # what each score means is said where it is shown (issue 37 item 7)
+    from horizon_zoo.compare import LOO_MEANING_NOTE
+    from horizon_zoo.cv import CV_MEANING_NOTE
+
+    markdown = (out / "report.md").read_text()
+    assert LOO_MEANING_NOTE in markdown and CV_MEANING_NOTE in markdown
+    assert LOO_MEANING_NOTE in (out / "summary.md").read_text()
 
 
 @pytest.mark.stan
