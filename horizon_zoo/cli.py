@@ -21,7 +21,7 @@ from pathlib import Path
 
 from horizon_zoo import __version__
 from horizon_zoo.backends import SamplerSettings, available_backends
-from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO, WEIGHT_COLUMNS
+from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO
 from horizon_zoo.errors import HorizonZooError
 
 EXIT_DIAGNOSTICS = 5
@@ -83,8 +83,10 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                    help="drop these agents, case-insensitive (default: %(default)s; pass '' to keep all)")
     g.add_argument("--task-sources", type=_csv_list, metavar="S,T", help="keep only these task sources")
     g.add_argument("--families", type=_csv_list, metavar="F,G", help="keep only these task families")
-    g.add_argument("--weights", choices=sorted(WEIGHT_COLUMNS), default=None,
-                   help="weight the likelihood with METR's task weights (default: unweighted)")
+    g.add_argument("--weights", default=None, metavar="equal|invsqrt|COLUMN",
+                   help="weight the likelihood with METR's task weights (equal, invsqrt) or any numeric "
+                        "column of the run file; each agent's weights are scaled to its run count "
+                        "(default: unweighted)")
     g.add_argument("--max-minutes-ratio", type=float, default=DEFAULT_MAX_MINUTES_RATIO, metavar="R",
                    help="merge a task's differing human_minutes by geometric mean when max/min <= R, "
                         "else reject the file (default: %(default)s; 1 rejects any disagreement)")

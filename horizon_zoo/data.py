@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -33,7 +32,8 @@ DEFAULT_EXCLUDED_AGENTS = ("human",)
 DEFAULT_MAX_MINUTES_RATIO = 2.0
 _MAX_LISTED = 5
 
-Weights = Literal["equal", "invsqrt"]
+# "equal", "invsqrt" (METR's task-weight columns by name) or the name of any numeric column
+Weights = str
 
 
 @dataclass(frozen=True)
@@ -178,8 +178,11 @@ def load_runs(
     task_sources, families
         Keep only runs on tasks from these sources / families.
     weights
-        ``"equal"`` or ``"invsqrt"`` to weight the likelihood with METR's task weights;
-        ``None`` (default) for an unweighted likelihood.
+        ``"equal"`` or ``"invsqrt"`` to weight the likelihood with METR's task weights
+        (``equal_task_weight`` / ``invsqrt_task_weight``), or the name of any numeric column of
+        the file (finite, >= 0, not all 0 for any agent); ``None`` (default) for an unweighted
+        likelihood. Each agent's cell weights are scaled so that its weighted run count equals
+        its real run count (see :func:`_aggregate`); ``runs["weight"]`` keeps them as given.
     max_minutes_ratio
         Largest max/min ratio of ``human_minutes`` tolerated within one task; such tasks get
         the geometric mean and a warning. ``1`` makes any disagreement an error.
@@ -280,11 +283,13 @@ def _validate(raw: pd.DataFrame, label: str, weights: Weights | None) -> pd.Data
             out[column] = default
 
     if weights is not None:
-        if weights not in WEIGHT_COLUMNS:
-            raise DataError(f"weights must be one of {', '.join(WEIGHT_COLUMNS)}, not {weights!r}.")
-        column = WEIGHT_COLUMNS[weights]
-        if column not in raw.columns:
-            raise DataError(f"{label}: --weights {weights} needs the column '{column}', which is absent.")
+        column = WEIGHT_COLUMNS.get(weights, weights)
+        if column not in raw.columns or column.startswith("_"):
+            numeric = [c for c in raw.columns if not c.startswith("_")
+                       and pd.to_numeric(raw[c], errors="coerce").notna().all()]
+            raise DataError(f"{label}: --weights {weights} needs the column '{column}', which is absent. Use "
+                            f"{' or '.join(WEIGHT_COLUMNS)} (METR's task weights) or a numeric column of the file: "
+                            f"{', '.join(numeric) or 'none'}.")
         w = pd.to_numeric(raw[column], errors="coerce")
         bad = w.isna() | ~np.isfinite(w) | (w < 0)
         if bad.any():
@@ -408,12 +413,19 @@ def _aggregate(runs: pd.DataFrame, label: str, warnings: tuple[str, ...]) -> Run
         .agg(n_runs=("success", "size"), n_success=("success", "sum"), weight=("weight", "mean"))
         .reset_index()
     )
-    # A cell of n runs with per-run weight w contributes w * n Bernoulli terms; rescale so the
-    # weighted run count equals the real one and weighted fits keep the data's overall scale.
-    total = float((cells["weight"] * cells["n_runs"]).sum())
-    if total <= 0:
-        raise DataError(f"{label}: all task weights are zero after filtering; nothing to fit.")
-    cells["weight"] = cells["weight"] * cells["n_runs"].sum() / total
+    # A cell of n runs with per-run weight w contributes w * n Bernoulli terms. Each agent's weights
+    # are rescaled so that its weighted run count equals its real run count: weights then say how
+    # an agent's runs share its evidence (tasks counted equally, families by diversity), never how
+    # much evidence an agent has. Rescaled over the whole dataset instead, an agent with few runs
+    # would count as many as one with many (on metr-early under invsqrt davinci-002's 68 runs
+    # counted 10x, o1-preview's 0.74x): point estimates survive, posterior widths do not.
+    weighted = (cells["weight"] * cells["n_runs"]).groupby(cells["agent"]).transform("sum")
+    runs_per_agent = cells["n_runs"].groupby(cells["agent"]).transform("sum")
+    weightless = sorted(set(cells.loc[weighted <= 0, "agent"]))
+    if weightless:
+        raise DataError(f"{label}: every task weight of {_examples(weightless)} is 0 after filtering, so the "
+                        f"agent has nothing to fit; drop it (--exclude-agents) or fix its weights.")
+    cells["weight"] = cells["weight"] * runs_per_agent / weighted
     cells["n_runs"] = cells["n_runs"].astype(int)
     cells["n_success"] = cells["n_success"].astype(int)
     lengths = tasks["human_minutes"].unique()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from horizon_zoo.data import load_runs
@@ -140,3 +141,39 @@ def test_unknown_file_type_and_missing_file(tmp_path):
     other.write_text("x")
     with pytest.raises(DataError, match="unknown run-file type"):
         load_runs(other)
+
+
+def test_each_agent_keeps_its_own_run_count_under_weights(write_runs):
+    """Issue 35: two agents with unequal runs; weights rescaled per agent, not over the whole dataset."""
+    many = make_runs(n_agents=1, n_tasks=4, runs_per_cell=6)
+    few = make_runs(n_agents=1, n_tasks=4, runs_per_cell=1).assign(alias="sparse")
+    few["run_id"] = "sparse-" + few["run_id"]
+    runs = pd.concat([many, few], ignore_index=True)
+    # as in METR's files, each agent's weights sum to about the same total whatever its run count
+    runs["equal_task_weight"] = (np.where(runs["task_id"].str.endswith("0"), 0.3, 0.1)
+                                 / runs.groupby("alias")["alias"].transform("size"))
+    data = load_runs(write_runs(runs), weights="equal")
+    cells = data.cells.assign(weighted=data.cells["weight"] * data.cells["n_runs"])
+    per_agent = cells.groupby("agent")[["weighted", "n_runs"]].sum()
+    assert per_agent.loc["agent0", "weighted"] == pytest.approx(24.0) and per_agent.loc["agent0", "n_runs"] == 24
+    assert per_agent.loc["sparse", "weighted"] == pytest.approx(4.0) and per_agent.loc["sparse", "n_runs"] == 4
+    # within an agent the weights keep their ratios
+    sparse = cells[cells["agent"] == "sparse"].set_index("task_id")["weight"]
+    assert sparse["fam0/task0"] / sparse["fam1/task1"] == pytest.approx(3.0)
+
+
+def test_any_numeric_column_can_weight_and_is_validated(write_runs):
+    runs = make_runs(n_agents=2, n_tasks=4)
+    runs["my_weight"] = np.where(runs["task_id"].str.endswith("0"), 2.0, 1.0)
+    data = load_runs(write_runs(runs), weights="my_weight")
+    assert data.runs["weight"].max() == 2.0  # runs keep the weights as given
+    cells = data.cells.set_index(["agent", "task_id"])["weight"]
+    assert cells["agent0", "fam0/task0"] / cells["agent0", "fam1/task1"] == pytest.approx(2.0)
+    with pytest.raises(DataError, match=r"--weights nope needs the column 'nope'.*numeric column of the file: .*my_weight"):
+        load_runs(write_runs(runs), weights="nope")
+    for value, fragment in ((-1.0, "finite number >= 0"), (np.nan, "finite number >= 0"), ("heavy", "finite number >= 0")):
+        with pytest.raises(DataError, match=fragment):
+            load_runs(write_runs(_bad(runs, "my_weight", 3, value)), weights="my_weight")
+    zero = runs.assign(my_weight=np.where(runs["alias"] == "agent1", 0.0, 1.0))
+    with pytest.raises(DataError, match=r"every task weight of 'agent1' is 0"):
+        load_runs(write_runs(zero), weights="my_weight")
