@@ -33,6 +33,7 @@ from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO,
 from horizon_zoo.errors import DataError, HorizonZooError
 from horizon_zoo.fit import Fit, fit_model, settings_for
 from horizon_zoo.horizons import DEFAULT_QS, horizon_table, wide_horizon_table
+from horizon_zoo.metr import DEFAULT_BOOTSTRAP, DEFAULT_REGULARIZATION, MetrReference
 from horizon_zoo.registry import ZooModel, discover, resolve
 from horizon_zoo.release_dates import match_release_dates, read_release_dates
 from horizon_zoo.rundir import atomic_write_text, new_run_dir, write_table
@@ -58,6 +59,7 @@ class CompareResult:
     skipped: dict[str, str] = field(default_factory=dict)
     checks: pd.DataFrame = field(default_factory=pd.DataFrame)
     cv: pd.DataFrame = field(default_factory=pd.DataFrame)
+    metr: MetrReference | None = None
 
 
 def load(
@@ -144,6 +146,8 @@ def compare(
     folds: int = 10,
     jobs: int = 1,
     reloo_max: int = 0,
+    metr_boot: int | None = DEFAULT_BOOTSTRAP,
+    metr_regularization: float = DEFAULT_REGULARIZATION,
 ) -> CompareResult:
     """Fit every selected model and compare them: LOO table, horizons and diagnostics.
 
@@ -170,6 +174,9 @@ def compare(
     jobs
         Models (and CV folds) fitted this many at a time in separate processes. The results are
         those of ``jobs=1``: a fit's draws depend only on model, data, settings and seed.
+    metr_boot, metr_regularization
+        METR's reference beside the horizons (:func:`metr_reference`): bootstrap resamples
+        (``None``: no reference) and penalty.
     """
     if cv:
         from horizon_zoo.cv import check_cv_options
@@ -198,7 +205,9 @@ def compare(
         [horizon_table(f.idata, qs).assign(model=n) for n, f in fits.items()], ignore_index=True
     )[lambda t: ["model", *[c for c in t.columns if c != "model"]]]
     diagnostics = diagnostics_table(fits)
-    result = CompareResult(run_dir, data, fits, loo_table, horizons, diagnostics, failed, skipped, checks)
+    result = CompareResult(run_dir, data, fits, loo_table, horizons, diagnostics, failed, skipped, checks,
+                           metr=metr_reference(data, qs, n_boot=metr_boot, regularization=metr_regularization)
+                           if metr_boot is not None else None)
     if cv:
         result.cv = run_cv([f.model for f in fits.values()], data, cv, loo_table, folds=folds, jobs=jobs,
                            settings=settings, backend=backend, run_dir=run_dir, in_sample_checks=checks)
@@ -510,9 +519,12 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
     write_table(result.diagnostics, tables, "diagnostics")
     write_table(result.horizons, tables, "horizons")
     best = str(result.loo.iloc[0]["model"])
-    wide = pd.concat([wide_horizon_table(result.horizons[result.horizons["model"] == m]).assign(model=m)
+    ref = result.metr.table if result.metr else None
+    wide = pd.concat([wide_horizon_table(result.horizons[result.horizons["model"] == m], ref).assign(model=m)
                       for m in result.fits], ignore_index=True)
     write_table(wide[["model", *[c for c in wide.columns if c != "model"]]], tables, "horizons_wide")
+    if result.metr:
+        _write_metr_tables(result.metr, tables)
     from horizon_zoo.rundir import markdown_table
 
     loo_cols = ["model", "rank", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "n_high_k"]
@@ -628,6 +640,7 @@ class HorizonsResult:
     horizon_ratio: pd.DataFrame
     forecasts: pd.DataFrame
     figures: list[Path] = field(default_factory=list)
+    metr: MetrReference | None = None
 
 
 def horizons(
@@ -647,6 +660,8 @@ def horizons(
     write: bool = True,
     progress: bool = True,
     command: str | None = None,
+    metr_boot: int | None = DEFAULT_BOOTSTRAP,
+    metr_regularization: float = DEFAULT_REGULARIZATION,
 ) -> HorizonsResult:
     """Posterior q-horizons per agent and, with release dates, their trend and forecasts.
 
@@ -668,6 +683,9 @@ def horizons(
     fits_dir
         A run directory's ``fits/`` (e.g. from ``compare``): a saved fit is reused when its
         model hash and data fingerprint match; otherwise the model is fitted afresh.
+    metr_boot, metr_regularization
+        METR's reference beside the horizons (:func:`metr_reference`): bootstrap resamples
+        (``None``: no reference) and penalty.
     """
     settings = settings or SamplerSettings()
     if isinstance(runs, RunData):
@@ -685,8 +703,10 @@ def horizons(
                       ignore_index=True)[lambda t: ["model", *[c for c in t.columns if c != "model"]]]
     trend = trend_outputs(fits, data, qs, table, trend_agents=trend_agents, thresholds=thresholds,
                           run_dir=run_dir)
+    ref = metr_reference(data, qs, n_boot=metr_boot, regularization=metr_regularization) \
+        if metr_boot is not None else None
     result = HorizonsResult(run_dir, data, fits, table, trend["doubling"], trend["doubling_ratio"],
-                            trend["horizon_ratio"], trend["forecasts"], trend["figures"])
+                            trend["horizon_ratio"], trend["forecasts"], trend["figures"], ref)
     if run_dir:
         _write_horizon_tables(result, manifest["command"])
         _end_run(run_dir, manifest, sorted(fits))
@@ -877,6 +897,69 @@ def _model_first(table: pd.DataFrame) -> pd.DataFrame:
     return table[["model", *[c for c in table.columns if c != "model"]]]
 
 
+def metr_reference(data: RunData, qs: Sequence[float] = DEFAULT_QS, *, n_boot: int = DEFAULT_BOOTSTRAP,
+                   regularization: float = DEFAULT_REGULARIZATION, seed: int = 0) -> MetrReference:
+    """METR's frequentist horizons of ``data`` (:mod:`horizon_zoo.metr`), with the weights the
+    data was loaded with and its release dates for the doubling time."""
+    from horizon_zoo.metr import reference
+
+    log.info("METR reference: per-agent penalised logistic (regularization %g), %d bootstrap resamples",
+             regularization, n_boot)
+    return reference(data, qs, weights=data.weights, regularization=regularization, n_boot=n_boot, seed=seed,
+                     release_dates=data.release_dates)
+
+
+def metr(
+    runs: str | Path | RunData | None = None,
+    *,
+    qs: Sequence[float] = DEFAULT_QS,
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    regularization: float = DEFAULT_REGULARIZATION,
+    seed: int = 0,
+    out: str | Path | None = None,
+    runs_root: str | Path | None = None,
+    command: str | None = None,
+) -> tuple[Path, MetrReference]:
+    """METR's table on its own (no Stan fit), in a new run directory: ``tables/metr.csv`` and
+    ``tables/metr_doubling.csv``, ``summary.md`` and the report."""
+    data = runs if isinstance(runs, RunData) else load(runs)
+    run_dir = new_run_dir("metr", runs_root, out)
+    manifest = _begin_run(run_dir, "metr", command, data, [], SamplerSettings(), "none")
+    with _marked_if_interrupted(run_dir, manifest):
+        ref = metr_reference(data, qs, n_boot=n_boot, regularization=regularization, seed=seed)
+    _write_metr_tables(ref, run_dir / "tables")
+    from horizon_zoo.rundir import markdown_table
+
+    lines = ["# horizon-zoo metr: METR's reference horizons", "", f"Command: `{manifest['command']}`", "",
+             f"Settings: {ref.settings}; {ref.seconds:.1f} s.", "", metr_table_markdown(ref)]
+    if not ref.doubling.empty:
+        lines += ["## Doubling time of p50 along the frontier (months, bootstrap 95%)", "",
+                  markdown_table(ref.doubling)]
+    atomic_write_text(run_dir / "summary.md", "\n".join(lines) + "\n")
+    _end_run(run_dir, manifest, [])
+    return run_dir, ref
+
+
+def metr_table_markdown(ref: MetrReference) -> str:
+    """METR's horizons, one row per agent and one ``pXX [95% boot]`` column per q."""
+    from horizon_zoo.horizons import format_minutes
+    from horizon_zoo.rundir import markdown_table
+
+    t = ref.table.assign(text=[f"{'0' if h == 0 else format_minutes(h)} [{format_minutes(lo)}, {format_minutes(hi)}]"
+                               for h, lo, hi in zip(ref.table["horizon_min"], ref.table["lo95_min"],
+                                                    ref.table["hi95_min"], strict=True)])
+    wide = t.pivot_table(index="agent", columns="q", values="text", aggfunc="first")
+    wide.columns = [f"p{round(q * 100)} [95% boot]" for q in wide.columns]
+    slopes = t.drop_duplicates("agent").set_index("agent")[["slope", "intercept"]]
+    return markdown_table(wide.join(slopes).reset_index())
+
+
+def _write_metr_tables(ref: MetrReference, tables: Path) -> None:
+    write_table(ref.table, tables, "metr")
+    if not ref.doubling.empty:
+        write_table(ref.doubling, tables, "metr_doubling")
+
+
 def _write_horizon_tables(result: HorizonsResult, command: str) -> None:
     from horizon_zoo.rundir import markdown_table
     from horizon_zoo.trend import doubling_text
@@ -884,10 +967,13 @@ def _write_horizon_tables(result: HorizonsResult, command: str) -> None:
     assert result.run_dir is not None
     tables = result.run_dir / "tables"
     write_table(result.horizons, tables, "horizons")
-    wide = pd.concat([wide_horizon_table(result.horizons[result.horizons["model"] == m]).assign(model=m)
+    ref = result.metr.table if result.metr else None
+    wide = pd.concat([wide_horizon_table(result.horizons[result.horizons["model"] == m], ref).assign(model=m)
                       for m in result.fits], ignore_index=True)
     wide = _model_first(wide)
     write_table(wide, tables, "horizons_wide")
+    if result.metr:
+        _write_metr_tables(result.metr, tables)
     lines = ["# horizon-zoo horizons", "", f"Command: `{command}`", "",
              f"Data: {result.data.source}: {len(result.data.runs)} runs, {len(result.data.agents)} agents.", "",
              "## Horizons, median [95% interval]", "", markdown_table(wide)]

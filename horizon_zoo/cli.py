@@ -16,12 +16,14 @@ import signal
 import sys
 import textwrap
 import threading
+from typing import Any
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from horizon_zoo import __version__
 from horizon_zoo.backends import SamplerSettings, available_backends
 from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO
+from horizon_zoo.metr import DEFAULT_BOOTSTRAP, DEFAULT_REGULARIZATION
 from horizon_zoo.errors import HorizonZooError
 
 EXIT_DIAGNOSTICS = 5
@@ -135,6 +137,17 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     _add_output_options(p)
 
 
+def _add_metr_options(p: argparse.ArgumentParser, optional: bool = True) -> None:
+    g = p.add_argument_group("METR's reference (per-agent penalised logistic with a hierarchical bootstrap)")
+    if optional:
+        g.add_argument("--no-metr", action="store_true", help="leave METR's reference column out of the horizons")
+    g.add_argument("--metr-boot", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
+                   help="bootstrap resamples for METR's intervals (default: %(default)s; 0: point estimates only)")
+    g.add_argument("--metr-regularization", type=float, default=DEFAULT_REGULARIZATION, metavar="R",
+                   help="L2 penalty on the slope, scikit-learn's 1/C (default: %(default)s, METR's published "
+                        "setting; 0: unpenalised)")
+
+
 def _add_fits_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fits", type=Path, metavar="DIR",
                    help="reuse saved fits from this directory (a run directory's fits/) when model and data match")
@@ -191,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "faster on cyber-horizons)")
     _add_cv_options(p, default=[])
     _add_run_options(p)
+    _add_metr_options(p)
 
     p = sub.add_parser("cv", help="grouped cross-validation only: new tasks, families, agents",
                        description="Refit each model once per fold with the held-out cells' weight at 1e-9 "
@@ -227,6 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "work-month 167h)")
     _add_fits_option(p)
     _add_run_options(p)
+    _add_metr_options(p)
+
+    p = sub.add_parser("metr", help="METR's own horizons: per-agent penalised logistic, hierarchical bootstrap",
+                       description="METR's frequentist time-horizon pipeline on the runs, no Stan fit: per agent a "
+                                   "weighted logistic regression on log2 minutes with an L2 penalty on the slope "
+                                   "(scikit-learn's, METR's setting by default), horizons for --q, intervals from "
+                                   "the hierarchical bootstrap over families, tasks and runs, and with release "
+                                   "dates the frontier's doubling time. Weights: --weights as for the models "
+                                   "(a column as given; equal/invsqrt computed per agent to sum to 1, as METR "
+                                   "does); none: every run of an agent alike.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_options(p)
+    _add_output_options(p)
+    _add_metr_options(p, optional=False)
 
     p = sub.add_parser("check", help="posterior predictive checks: what structure each model misses",
                        description="Fit one or more models (or reuse fits with --fits) and run the posterior "
@@ -418,6 +446,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "metr":
+        return _metr(args, argv)
     try:
         settings = SamplerSettings(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                                    adapt_delta=args.adapt_delta, max_treedepth=args.max_treedepth,
@@ -426,11 +456,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
                                    init_radius=args.init_radius)
     except ValueError as exc:
         raise HorizonZooError(f"invalid sampler setting: {exc}") from None
-    data = api.load(args.runs, agents=args.agents, exclude_agents=args.exclude_agents,
-                    task_sources=args.task_sources, families=args.families, weights=args.weights,
-                    max_minutes_ratio=args.max_minutes_ratio, release_dates=args.release_dates,
-                    skip_undated=args.skip_undated)
-    command = "horizon-zoo " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    data = _load(args)
+    command = _command_line(argv)
     if args.command == "check":
         checked = api.check(data, models=args.model, models_dir=args.models_dir, settings=settings,
                             backend=args.backend, fits_dir=args.fits, out=args.out, runs_root=args.runs_root,
@@ -447,7 +474,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         horizons = api.horizons(data, models=args.model, models_dir=args.models_dir, qs=args.q,
                                 trend_agents=agents, thresholds=args.thresholds, settings=settings,
                                 backend=args.backend, fits_dir=args.fits, out=args.out, runs_root=args.runs_root,
-                                progress=not args.quiet, command=command)
+                                progress=not args.quiet, command=command, metr_boot=_metr_boot(args),
+                                metr_regularization=args.metr_regularization)
         _print_horizons(horizons)
         return 0
     if args.command == "cv":
@@ -455,8 +483,9 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.command == "sbc":
         return _sbc(args, data, settings, command)
     models = args.models if args.command == "compare" else [args.model]
-    cv_options = (dict(cv=args.cv, folds=args.folds, jobs=args.jobs, reloo_max=args.reloo_max)
-                  if args.command == "compare" else {})
+    cv_options = (dict(cv=args.cv, folds=args.folds, jobs=args.jobs, reloo_max=args.reloo_max,
+                       metr_boot=_metr_boot(args), metr_regularization=args.metr_regularization)
+                  if args.command == "compare" else {"metr_boot": None})
     result = api.compare(data, models=models, models_dir=args.models_dir, settings=settings,
                          backend=args.backend, qs=args.q, out=args.out, runs_root=args.runs_root,
                          progress=not args.quiet, command=command, run_name=args.command, **cv_options)
@@ -466,6 +495,46 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         print(f"horizon-zoo: --strict: diagnostics failed for {', '.join(failed_diagnostics + list(result.failed))}",
               file=sys.stderr)
         return EXIT_DIAGNOSTICS
+    return 0
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from horizon_zoo import api
+
+    return api.load(args.runs, agents=args.agents, exclude_agents=args.exclude_agents,
+                    task_sources=args.task_sources, families=args.families, weights=args.weights,
+                    max_minutes_ratio=args.max_minutes_ratio, release_dates=args.release_dates,
+                    skip_undated=args.skip_undated)
+
+
+def _command_line(argv: Sequence[str] | None) -> str:
+    return "horizon-zoo " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+
+
+def _metr_boot(args: argparse.Namespace) -> int | None:
+    """Bootstrap resamples for METR's reference column; None leaves the column out."""
+    if args.metr_boot < 0:
+        raise HorizonZooError(f"--metr-boot must be 0 or more, got {args.metr_boot}.")
+    if args.metr_regularization < 0:
+        raise HorizonZooError(f"--metr-regularization must be 0 or more, got {args.metr_regularization:g}.")
+    return None if getattr(args, "no_metr", False) else args.metr_boot
+
+
+def _metr(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    from horizon_zoo import api
+
+    n_boot = _metr_boot(args)
+    assert n_boot is not None
+    run_dir, ref = api.metr(_load(args), qs=args.q, n_boot=n_boot, regularization=args.metr_regularization,
+                            out=args.out, runs_root=args.runs_root, command=_command_line(argv))
+    print(f"\nMETR's horizons ({ref.settings}):\n")
+    print(api.metr_table_markdown(ref))
+    if not ref.doubling.empty:
+        from horizon_zoo.rundir import markdown_table
+
+        print("Doubling time of p50 along the frontier, months:\n")
+        print(markdown_table(ref.doubling))
+    print(f"Run directory: {run_dir}  (start with summary.md)")
     return 0
 
 
@@ -481,7 +550,8 @@ def _print_result(result: api.CompareResult) -> None:  # noqa: F821
                                              "divergences", "treedepth_hits", "min_ebfmi"]]))
     best = str(result.loo.iloc[0]["model"])
     print(f"Horizons, {best} (median [95% interval]):\n")
-    print(markdown_table(wide_horizon_table(result.horizons[result.horizons["model"] == best])))
+    print(markdown_table(wide_horizon_table(result.horizons[result.horizons["model"] == best],
+                                            result.metr.table if result.metr else None)))
     if not result.checks.empty:
         print("Posterior predictive checks (p-values; * outside [0.025, 0.975]):\n")
         print(markdown_table(result.checks))
@@ -524,7 +594,11 @@ def _print_horizons(result: api.HorizonsResult) -> None:  # noqa: F821
 
     for model in result.fits:
         print(f"\nHorizons, {model} (median [95% interval]):\n")
-        print(markdown_table(wide_horizon_table(result.horizons[result.horizons["model"] == model])))
+        print(markdown_table(wide_horizon_table(result.horizons[result.horizons["model"] == model],
+                                                result.metr.table if result.metr else None)))
+    if result.metr is not None and not result.metr.doubling.empty:
+        print(f"METR's doubling time of p50 ({result.metr.settings['n_boot']} bootstrap resamples), months:\n")
+        print(markdown_table(result.metr.doubling))
     if not result.doubling.empty:
         d = result.doubling
         print("Doubling time of the horizon, months (median [95% interval]):\n")

@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -59,6 +59,8 @@ class RunData:
     release_dates
         Release date per agent, when a release-dates file was joined (see
         :mod:`horizon_zoo.release_dates`); agents without one are absent.
+    weights
+        The ``weights`` the runs were loaded with (``None``: unweighted).
     """
 
     runs: pd.DataFrame
@@ -69,6 +71,8 @@ class RunData:
     source: str
     warnings: tuple[str, ...] = ()
     release_dates: Mapping[str, date] | None = None
+    # the --weights the cells were built with (None: unweighted); METR's reference reads it
+    weights: str | None = None
 
     def fingerprint(self) -> str:
         """SHA-256 of the cells and task lengths: equal fingerprints give equal Stan data.
@@ -207,7 +211,7 @@ def load_runs(
     runs = _validate(raw, label, weights)
     runs, warnings = _reconcile_minutes(runs, label, max_minutes_ratio)
     runs = _filter(runs, label, include_agents, exclude_agents, task_sources, families)
-    return _aggregate(runs, label, tuple(warnings))
+    return replace(_aggregate(runs, label, tuple(warnings)), weights=weights)
 
 
 def _rows(frame: pd.DataFrame, mask: pd.Series | np.ndarray) -> str:
@@ -347,7 +351,10 @@ def _reconcile_minutes(runs: pd.DataFrame, label: str, max_ratio: float) -> tupl
             "geometric mean."
         )
     geo = runs.groupby("task_id")["human_minutes"].transform(lambda m: float(np.exp(np.log(m).mean())))
-    runs = runs.assign(human_minutes=np.where(runs["task_id"].isin(conflicting.index), geo, runs["human_minutes"]))
+    # the models need one length per task; METR's per-run regression (horizon_zoo.metr) uses each
+    # run's own, so it is kept
+    runs = runs.assign(recorded_minutes=runs["human_minutes"],
+                       human_minutes=np.where(runs["task_id"].isin(conflicting.index), geo, runs["human_minutes"]))
     warning = (
         f"{label}: {len(conflicting)} task(s) had different human_minutes across runs (at most a "
         f"factor {ratio.max():.2f}); merged by geometric mean: {_examples(conflicting.index)}."

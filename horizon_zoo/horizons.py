@@ -107,10 +107,34 @@ def horizon_table(idata: xr.DataTree, qs: Sequence[float] = DEFAULT_QS) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def wide_horizon_table(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (curve, agent) with one readable column per q, e.g. ``p50 [95% CI]``."""
+def wide_horizon_table(table: pd.DataFrame, metr: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (curve, agent) with one readable column per q, e.g. ``p50 [95% CI]``.
+
+    ``metr`` (the table of :func:`horizon_zoo.metr.reference`) adds METR's reference beside the
+    marginal curve: ``METR p50 [95% boot]`` per q, and ``METR outside 95%`` naming the q's whose
+    METR point estimate lies outside the posterior's 95% interval.
+    """
     wide = table.pivot_table(index=["curve", "agent"], columns="q", values="horizon", aggfunc="first")
+    qs = list(wide.columns)
     wide.columns = [f"p{round(q * 100)} [95% CI]" for q in wide.columns]
+    if metr is not None:
+        ref = metr.set_index(["agent", "q"])
+        ours = table.set_index(["curve", "agent", "q"])
+        marginal = CURVES["p_curve"]
+
+        def text(m: float) -> str:
+            return "0" if m == 0 else format_minutes(m)
+
+        for q in qs:
+            wide[f"METR p{round(q * 100)} [95% boot]"] = [
+                f"{text(ref.loc[(a, q), 'horizon_min'])} [{text(ref.loc[(a, q), 'lo95_min'])}, "
+                f"{text(ref.loc[(a, q), 'hi95_min'])}]" if c == marginal and (a, q) in ref.index else ""
+                for c, a in wide.index]
+        wide["METR outside 95%"] = [
+            ", ".join(f"p{round(q * 100)}" for q in qs if c == marginal and (a, q) in ref.index
+                      and not ours.loc[(c, a, q), "lo95_min"] <= ref.loc[(a, q), "horizon_min"]
+                      <= ours.loc[(c, a, q), "hi95_min"])
+            for c, a in wide.index]
     # Agents from shortest to longest horizon (first q, marginal curve), each agent's curves
     # together: reading down the table follows capability.
     first_q = table[(table["q"] == table["q"].iloc[0]) & (table["curve"] == CURVES["p_curve"])]

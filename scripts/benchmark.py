@@ -13,9 +13,9 @@ produced each):
   cold       first-time compile of every model (an empty httpstan cache per model)
   bernoulli  the binomial-cell likelihood against one Bernoulli term per run, same program and
              posterior: wall time, ESS/s and agreement of the posteriors
-  bootstrap  time to per-agent p50 intervals: the logistic model vs METR's recipe, a logistic
-             regression per agent with 1,000 hierarchical bootstrap resamples (families, tasks
-             within families, runs within tasks) in scikit-learn; and whether the intervals agree
+  bootstrap  time to per-agent p50 intervals: the logistic model vs METR's recipe (horizon_zoo.metr),
+             a logistic regression per agent with 1,000 hierarchical bootstrap resamples (families,
+             tasks within families, runs within tasks); and whether the intervals agree
   compare    wall time of a full `compare` (all zoo models, cell PSIS-LOO, checks, report)
   gq         sampling time of each model with its generated quantities block removed (same data,
              settings and backend as `fits`): what the pointwise outputs (log_lik, y_rep, one per
@@ -28,7 +28,7 @@ Datasets (``--datasets``): default (embedded), metr (../shared/data/metr-early),
 (../shared/data/cyber-horizons), scaleup (synthetic 40 agents x 500 tasks x 8 runs = 160,000 runs),
 or the path of any METR-format run file.
 
-Needs the bench extras: pip install -e ".[bench]" (scikit-learn, psutil).
+Needs the bench extras: pip install -e ".[bench]" (psutil).
 
 Examples:
   python scripts/benchmark.py --sections fits --datasets metr,cyber
@@ -320,56 +320,20 @@ def section_bernoulli(datasets: list[str], settings: dict[str, Any], model: str 
     return pd.DataFrame(rows)
 
 
-def bootstrap_p50(data: Any, n_boot: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, float]:
-    """METR's recipe: per agent, logistic regression of success on log2 minutes (no penalty), over
-    ``n_boot`` hierarchical resamples (families, then tasks within families, then runs within
-    tasks). Returns per-agent median and 95% interval of p50 in minutes, and the seconds it took."""
-    import sklearn
-    from sklearn.linear_model import LogisticRegression
+def bootstrap_p50(data: Any, n_boot: int = 1000, seed: int = 0,
+                  regularization: float = 0.0) -> tuple[pd.DataFrame, float]:
+    """METR's recipe (horizon_zoo.metr, the one implementation): per agent, a logistic regression of
+    success on log2 minutes, here unweighted and by default unpenalised (the maximum-likelihood fit the
+    posterior of the unweighted logistic is compared with), over ``n_boot`` hierarchical resamples
+    (families, then tasks within families, then runs within tasks). Returns per agent the point p50
+    (``boot_median_min``: METR reports the point fit), the bootstrap 95% interval, the share of
+    resamples where the agent had one outcome only, and the seconds it took."""
+    from horizon_zoo.metr import reference
 
-    # no penalty: METR's fit, and the maximum-likelihood estimate the posterior is compared with
-    unpenalised = {"C": np.inf} if tuple(map(int, sklearn.__version__.split(".")[:2])) >= (1, 8) else {"penalty": None}
-    start = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    runs = data.runs.sort_values(["task_id", "agent"], kind="stable").reset_index(drop=True)
-    x_all = np.log2(runs["human_minutes"].to_numpy())
-    y_all, agent_all = runs["success"].to_numpy(int), runs["agent"].to_numpy()
-    # cells (task, agent) are contiguous runs of rows: resampling runs within a cell is vectorised
-    cell_id = runs.groupby(["task_id", "agent"], sort=False).ngroup().to_numpy()
-    cell_start = np.flatnonzero(np.r_[True, cell_id[1:] != cell_id[:-1]])
-    cell_len = np.diff(np.r_[cell_start, len(runs)])
-    cell_task = runs["task_id"].to_numpy()[cell_start]
-    cells_of_task = {t: np.flatnonzero(cell_task == t) for t in np.unique(cell_task)}
-    tasks_of = runs.groupby("task_family")["task_id"].unique().to_dict()
-    families = np.array(list(tasks_of))
-    out = {a: [] for a in data.agents}
-    for _ in range(n_boot):
-        tasks = [t for fam in rng.choice(families, families.size)
-                 for t in rng.choice(tasks_of[fam], tasks_of[fam].size)]
-        cells = np.concatenate([cells_of_task[t] for t in tasks])
-        n = cell_len[cells]
-        idx = np.repeat(cell_start[cells], n) + (rng.random(n.sum()) * np.repeat(n, n)).astype(int)
-        x, y, agent = x_all[idx], y_all[idx], agent_all[idx]
-        for a in data.agents:
-            mask = agent == a
-            if not mask.any():
-                continue
-            ya = y[mask]
-            if ya.min() == ya.max():  # all successes or all failures: horizon off the scale
-                out[a].append(np.inf if ya[0] == 1 else -np.inf)
-                continue
-            fit = LogisticRegression(**unpenalised).fit(x[mask, None], ya)
-            slope, intercept = fit.coef_[0, 0], fit.intercept_[0]
-            out[a].append(-intercept / slope if slope < 0 else np.inf)
-    # order statistics, not interpolation: resamples where an agent never (or always) succeeds
-    # give -inf (+inf), and interpolating between inf and a number is undefined
-    def q(v: list[float], p: float) -> float:
-        return float(2 ** np.quantile(np.asarray(v), p, method="inverted_cdf"))
-
-    table = pd.DataFrame([{"agent": a, "boot_median_min": q(v, 0.5), "boot_lo95_min": q(v, 0.025),
-                           "boot_hi95_min": q(v, 0.975), "boot_off_scale": float(np.mean(~np.isfinite(v)))}
-                          for a, v in out.items() if v])
-    return table, time.perf_counter() - start
+    ref = reference(data, [0.5], weights=None, regularization=regularization, n_boot=n_boot, seed=seed)
+    table = ref.table.rename(columns={"horizon_min": "boot_median_min", "lo95_min": "boot_lo95_min",
+                                      "hi95_min": "boot_hi95_min", "boot_skipped": "boot_off_scale"})
+    return table[["agent", "boot_median_min", "boot_lo95_min", "boot_hi95_min", "boot_off_scale"]], ref.seconds
 
 
 def section_bootstrap(datasets: list[str], settings: dict[str, Any], n_boot: int) -> tuple[pd.DataFrame, pd.DataFrame]:

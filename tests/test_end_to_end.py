@@ -87,3 +87,20 @@ def test_simulate_at_given_values_writes_loadable_runs(tmp_path, capsys):
     assert rates[0] < rates[1] < rates[2]
     truth = json.loads(out.with_suffix(".truth.json").read_text())
     assert truth["values"]["theta"] == [-3.0, 2.0, 8.0] and truth["agents"] == list(runs.agents)
+
+
+@pytest.mark.real_data
+def test_horizons_on_cyber_horizons_with_its_own_weights_show_metrs_reference(tmp_path, capsys):
+    """Issue 35's acceptance command: the run file's 'weight' column, METR's reference column beside
+    the posterior, and METR's published p50s in it (Claude 3.5 Haiku 1.393 min, O3 3.695 min)."""
+    path = REAL[1]
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    out = tmp_path / "run"
+    assert main(["horizons", "--model", "logistic", "--runs", str(path), "--weights", "weight", "--out",
+                 str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "METR p50 [95% boot]" in printed and "METR outside 95%" in printed
+    metr = pd.read_csv(out / "tables" / "metr.csv").set_index(["agent", "q"])
+    assert metr.loc[("Claude 3.5 Haiku", 0.5), "horizon_min"] == pytest.approx(1.393, rel=1e-3)
+    assert metr.loc[("O3", 0.5), "horizon_min"] == pytest.approx(3.695, rel=1e-3)
