@@ -129,6 +129,12 @@ def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen, what: str) 
         time.sleep(0.01)
 
 
+def _written(directory: Path) -> dict[str, str]:
+    """The files of ``directory`` that already hold a whole line of text, by name."""
+    files = {p.name: p.read_text() for p in directory.iterdir()}
+    return {name: text for name, text in files.items() if text.strip().isdigit()}
+
+
 def _read_bytes(pid: int) -> int:
     return int(dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())["rchar"])
 
@@ -143,8 +149,10 @@ def _two_workers_mid_write(tmp_path: Path, fn: str) -> Iterator[tuple[subprocess
     proc = _run_all_in_a_terminal(fn, [(str(started), str(out))] * 2, writes_into=[str(out)])
     pids: list[int] = []
     try:
-        _wait_for(lambda: len(list(started.iterdir())) == 2, proc, "both workers starting")
-        pids = [int(p.name) for p in started.iterdir()] + [int(p.read_text()) for p in started.iterdir()]
+        # A worker creates its pid file before it writes it: wait for the content, not the file (the
+        # read of an empty file failed under load: int('')).
+        _wait_for(lambda: len(_written(started)) == 2, proc, "both workers starting")
+        pids = [int(name) for name in _written(started)] + [int(text) for text in _written(started).values()]
         yield proc, pids, out
     finally:
         for pid in [proc.pid, *pids]:
@@ -167,7 +175,8 @@ def test_ctrl_c_while_a_worker_sends_its_result_does_not_hang(tmp_path):
     marker = tmp_path / "sending"
     proc = _run_all_in_a_terminal("_large_result", [(str(marker),)])
     try:
-        _wait_for(marker.exists, proc, "the worker finishing its call")
+        _wait_for(lambda: marker.exists() and marker.read_text().strip().isdigit(), proc,
+                  "the worker finishing its call")
         before = _read_bytes(proc.pid)
         # a sixth of the result has arrived: the worker is partway through sending it
         _wait_for(lambda: _read_bytes(proc.pid) - before > 100_000_000, proc, "the result arriving")
