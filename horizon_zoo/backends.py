@@ -15,6 +15,7 @@ import io
 import logging
 import os
 import select
+import shutil
 import socket
 import sys
 import tempfile
@@ -300,13 +301,17 @@ def program_data(model: ZooModel, data: dict[str, Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _canonical_executable() -> Iterator[None]:
-    """Let httpstan see the resolved interpreter path while it names a compiled model.
+    """Let httpstan see one name per environment while it names a compiled model.
 
     httpstan hashes ``sys.executable`` into the model name, so ``.venv/bin/python`` (pytest)
     and ``.venv/bin/python3.12`` (the console script) would compile every program twice.
     """
     original = sys.executable
-    sys.executable = os.path.realpath(original)
+    # The environment, not the interpreter binary: a compiled module finds httpstan's libraries
+    # through the environment that built it, so two environments must not share it (resolving
+    # the symlink to the base interpreter made every venv of one Python share every module, and
+    # deleting the venv that built them broke them all); .venv/bin/python and python3.12 agree.
+    sys.executable = os.path.join(os.path.realpath(sys.prefix), "bin", "python")
     try:
         yield
     finally:
@@ -476,6 +481,66 @@ def _draws_received_promptly() -> Iterator[None]:
         stub.select, stub.socket = originals
 
 
+def _pystan_build_once(model: ZooModel, data: dict[str, Any], seed: int) -> Any:
+    """:func:`pystan_build` of ``model``, its failure as a :class:`BackendError` whose message is
+    one paragraph: PyStan's own words and the compiler's or loader's line that says why."""
+    try:
+        # The C++ compiler writes pages of warnings straight to file descriptor 2, and httpstan's
+        # server logs a failed request's traceback there too.
+        with _build_lock(model.sha256), _captured_fd2() as compiler_log, \
+                contextlib.redirect_stderr(io.StringIO()), _quiet_server_errors() as server_errors:
+            return pystan_build(model.program, data, seed)
+    except Exception as exc:  # PyStan raises ValueError/RuntimeError with the compiler output
+        output = [*compiler_log[0].splitlines(), *server_errors]
+        raise BackendError(f"PyStan could not build {model.name}: {_build_failure_reason(exc, output)}") from None
+
+
+def _build_failure_reason(exc: Exception, output: list[str]) -> str:
+    """Why a build failed, in a paragraph: a loader's error line (a cached module that cannot be
+    imported) or the compiler's error lines; PyStan's own message when neither is there."""
+    loader = [line.strip() for line in output if line.strip().startswith(("ImportError", "OSError"))]
+    if loader:
+        return loader[-1]
+    compiler = [line.strip() for line in output if " error: " in line or line.strip().startswith("Error")]
+    text = str(exc).strip()
+    if compiler:
+        return (text + "\n" if text and "unexpected content" not in text else "") + "\n".join(compiler[-10:])
+    return text or "no message; the build's output ended with:\n" + "\n".join(output[-10:])
+
+
+@contextlib.contextmanager
+def _quiet_server_errors() -> Iterator[list[str]]:
+    """Collect, instead of printing, the tracebacks httpstan's in-process server logs for a failed
+    request (a model that cannot be imported): the last line of each is the reason."""
+    caught: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                caught.append(f"{type(exc).__name__}: {exc}")
+
+    loggers = [logging.getLogger(name) for name in ("aiohttp.server", "aiohttp.web", "httpstan")]
+    saved = [(lg, lg.propagate, list(lg.handlers)) for lg in loggers]
+    handler = Collect()
+    for lg in loggers:
+        lg.propagate, lg.handlers = False, [handler]
+    try:
+        yield caught
+    finally:
+        for lg, propagate, handlers in saved:
+            lg.propagate, lg.handlers = propagate, handlers
+
+
+def _pystan_model_directory(code: str) -> Path:
+    """httpstan's cache folder of the compiled ``code``."""
+    import httpstan.cache
+    import httpstan.models
+
+    with _canonical_executable():
+        return httpstan.cache.model_directory(httpstan.models.calculate_model_name(_pystan_program(code)))
+
+
 def _pystan_is_compiled(code: str) -> bool:
     import httpstan.cache
     import httpstan.models
@@ -535,13 +600,23 @@ def _sample_pystan(
         _say(f"compiling {model.name} with PyStan (first time only, under a minute)", progress)
     start = time.perf_counter()
     try:
-        # The C++ compiler writes pages of warnings straight to file descriptor 2.
-        with _build_lock(model.sha256), _captured_fd2() as compiler_log, \
-                contextlib.redirect_stderr(io.StringIO()):
-            posterior = pystan_build(model.program, data, settings.seed)
-    except Exception as exc:  # PyStan raises ValueError/RuntimeError with the compiler output
-        tail = "\n".join(compiler_log[0].splitlines()[-20:])
-        raise BackendError(f"PyStan could not build {model.name}: {exc}\n{tail}".rstrip()) from None
+        posterior = _pystan_build_once(model, data, settings.seed)
+    except BackendError as exc:
+        if not cached:
+            raise
+        # A cached module that no longer loads (built in an environment since deleted, a damaged
+        # file): remove it and build again, once; only a second failure is an error.
+        folder = _pystan_model_directory(model.program)
+        log.warning("the compiled %s in %s cannot be loaded (%s); removing it and rebuilding", model.name,
+                    folder, exc.args[0].split(": ", 1)[-1].splitlines()[0])
+        shutil.rmtree(folder, ignore_errors=True)
+        _say(f"compiling {model.name} with PyStan (rebuilding the cached copy)", progress)
+        try:
+            posterior = _pystan_build_once(model, data, settings.seed)
+        except BackendError as again:
+            raise BackendError(f"{again.args[0]} (after removing its cached copy in {folder}; the PyStan cache "
+                               "can be cleared with 'horizon-zoo cache clear --only pystan-models')") from None
+        log.info("rebuilt %s", model.name)
     if posterior is None:  # PyStan swallows a Ctrl-C during the build and returns None
         raise KeyboardInterrupt
     compiled = time.perf_counter()
@@ -626,7 +701,10 @@ def _sample_cmdstanpy(
     import cmdstanpy
 
     # Built with STAN_THREADS so that reduce_sum can use threads_per_chain (one build serves both).
-    build_dir = cache_dir() / "cmdstan" / f"{model.name}-{model.sha256[:16]}-threads-{STANC_OPTIMISATION}"
+    # The executable loads TBB from the CmdStan it was built with, so that CmdStan (path and
+    # version) is part of the key: a moved or upgraded CmdStan builds afresh.
+    build_dir = cache_dir() / "cmdstan" / (f"{model.name}-{model.sha256[:16]}-threads-{STANC_OPTIMISATION}-"
+                                           f"{_cmdstan_identity()}")
     build_dir.mkdir(parents=True, exist_ok=True)
     stan_file = build_dir / f"{model.name}.stan"
     if not stan_file.exists():
@@ -684,6 +762,17 @@ def _sample_cmdstanpy(
 
 
 # --- shared helpers -------------------------------------------------------------------------
+
+
+def _cmdstan_identity() -> str:
+    """A short hash of the CmdStan in use (its resolved path and version)."""
+    import hashlib
+
+    import cmdstanpy
+
+    path = os.path.realpath(cmdstanpy.cmdstan_path())
+    version = ".".join(map(str, cmdstanpy.utils.cmdstan_version() or ()))
+    return hashlib.sha256(f"{path}|{version}".encode()).hexdigest()[:10]
 
 
 def _cast_ints(model: ZooModel, variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

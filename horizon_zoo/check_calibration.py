@@ -64,13 +64,12 @@ def in_sample_structure(model: ZooModel, data: RunData, settings: SamplerSetting
     spec = json.dumps({"model": model.sha256, "data": data.fingerprint(), "settings": settings.as_dict(),
                        "backend": backend}, sort_keys=True)
     path = cache / f"{model.name}-insample-{hashlib.sha256(spec.encode()).hexdigest()[:24]}.json"
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            log.warning("calibration cache entry %s cannot be read (%s); refitting", path, exc)
+    from horizon_zoo.rundir import atomic_write_text, read_cached_record
+
+    cached = read_cached_record(path, "calibration")
+    if cached is not None:
+        return cached
     from horizon_zoo.fit import fit_model
-    from horizon_zoo.rundir import atomic_write_text
 
     fit = fit_model(model, data, settings=settings, backend=backend, progress=False)
     s = residual_structure(check_data(fit.idata))

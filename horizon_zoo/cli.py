@@ -333,6 +333,16 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", type=Path, help="a run directory written by compare, fit, check or horizons")
 
+    p = sub.add_parser("cache", help="where horizon-zoo's caches live and how much they hold; clear them",
+                       description="info: every cache (compiled programs per backend, CV folds, SBC simulations, "
+                                   "the checks' calibration study), its folder, entries and size. clear: delete "
+                                   "their entries (all, --only some, or those unused for --older-than days); "
+                                   "whatever is needed again is rebuilt or refitted.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=("info", "clear"))
+    p.add_argument("--only", type=_csv_list, metavar="NAME[,NAME]", help="only these caches (names as in info)")
+    p.add_argument("--older-than", type=float, metavar="DAYS", help="clear only entries unused for DAYS days")
+
     sub.add_parser("list-models", help="list the zoo: name, hypothesis, free parameters",
                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     return parser
@@ -446,6 +456,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "cache":
+        return _cache(args)
     if args.command == "metr":
         return _metr(args, argv)
     try:
@@ -614,6 +626,26 @@ def _print_horizons(result: api.HorizonsResult) -> None:  # noqa: F821
                                 "hi95_date", "far"]]))
     if result.run_dir:
         print(f"Run directory: {result.run_dir}  (start with summary.md)")
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from horizon_zoo import caches
+
+    if args.action == "clear":
+        if args.older_than is not None and args.older_than < 0:
+            raise HorizonZooError(f"--older-than must be 0 or more days, got {args.older_than:g}.")
+        removed = caches.clear(args.only, args.older_than)
+        for name, n in removed.items():
+            print(f"{name}: removed {n} entr{'y' if n == 1 else 'ies'}")
+        return 0
+    import pandas as pd
+
+    from horizon_zoo.rundir import markdown_table
+
+    rows = pd.DataFrame(caches.info(args.only))
+    rows.insert(3, "size", [f"{b / 1e6:.1f} MB" for b in rows["bytes"]])
+    print(markdown_table(rows))
+    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -151,13 +151,12 @@ def run_fold(model: ZooModel, data: RunData, fold: Fold, settings: SamplerSettin
              cache: Path) -> dict[str, object]:
     """Fit one fold (or read it from the cache); return per-group elpds and diagnostics."""
     path = cache / f"{model.name}-{fold.scheme}-{fold.index}-{fold_key(model, data, fold, settings, backend)}.json"
-    if path.is_file():
-        try:
-            return {**json.loads(path.read_text()), "cached": True}
-        except (OSError, ValueError) as exc:  # a truncated or edited entry: refit, never a traceback
-            log.warning("CV cache entry %s cannot be read (%s); refitting that fold", path, exc)
+    from horizon_zoo.rundir import atomic_write_text, read_cached_record
+
+    cached = read_cached_record(path, "CV fold")
+    if cached is not None:
+        return {**cached, "cached": True}
     from horizon_zoo.fit import fit_model
-    from horizon_zoo.rundir import atomic_write_text
 
     mask = held_out_cells(data, fold)
     fit = fit_model(model, holdout(data, mask), settings=settings, backend=backend, progress=False)

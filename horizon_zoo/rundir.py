@@ -69,6 +69,26 @@ def atomic_write_text(target: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def read_cached_record(path: Path, what: str) -> dict | None:
+    """A cached JSON record (a CV fold, an SBC simulation, ...), or None when there is none or it
+    cannot be read (a truncated write, a manual edit): then one warning line, and the caller
+    recomputes it instead of failing with a traceback."""
+    import json
+    import logging
+
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+        return record
+    except (OSError, ValueError) as exc:
+        logging.getLogger("horizon_zoo").warning("%s cache entry %s cannot be read (%s); computing it again",
+                                                 what, path, exc)
+        return None
+
+
 def write_table(frame: pd.DataFrame, directory: Path, stem: str, *, index: bool = False) -> None:
     """Write a table as ``<stem>.csv`` and ``<stem>.md`` side by side."""
     with atomic_path(directory / f"{stem}.csv") as tmp:

@@ -106,11 +106,13 @@ def run_simulation(model: ZooModel, design: RunData, sim: int, seed: int, settin
     """One SBC simulation (or its cached result): ranks of every checked quantity and the fit's
     diagnostics. A fit that raises is recorded with its error, not raised."""
     path = cache / f"{model.name}-{sim}-{sim_key(model, design, settings, backend, seed, ranks)}.json"
-    if path.is_file():
-        return {**json.loads(path.read_text()), "cached": True}
+    from horizon_zoo.rundir import atomic_write_text, read_cached_record
+
+    cached = read_cached_record(path, "SBC simulation")
+    if cached is not None:
+        return {**cached, "cached": True}
     from horizon_zoo.fit import fit_model
     from horizon_zoo.horizons import crossing_log_minutes
-    from horizon_zoo.rundir import atomic_write_text
     from horizon_zoo.simulate import draw_from_prior
 
     record: dict[str, Any] = {"model": model.name, "sim": sim, "seed": seed, "L": ranks}
