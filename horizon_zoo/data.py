@@ -123,21 +123,29 @@ def read_runs(path: str | Path) -> pd.DataFrame:
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records: list[dict] = []
     lines: list[int] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{path}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}). "
-                    "Each line must be one JSON object (a truncated file?)."
-                ) from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}.")
-            records.append(record)
-            lines.append(number)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                        f"{exc.start}). A run file is JSON lines or CSV, in UTF-8; is this the right file?") from None
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            where = f"column {exc.colno}" if exc.msg.endswith(" at") else f"at column {exc.colno}"
+            raise DataError(
+                f"{path}, line {number}: not valid JSON ({exc.msg} {where}). "
+                "Each line must be one JSON object (a truncated file?)."
+            ) from None
+        except RecursionError:
+            raise DataError(f"{path}, line {number}: JSON nested too deeply to be a run.") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}.")
+        records.append(record)
+        lines.append(number)
     if not records:
         raise DataError(f"{path}: the file has no runs (it is empty).")
     frame = pd.DataFrame.from_records(records)
@@ -150,7 +158,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file has no runs (it is empty).") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}). A run "
+                        "file is JSON lines or CSV, in UTF-8; is this the right file?") from None
+    except pd.errors.ParserError as exc:
         raise DataError(f"{path}: cannot parse as CSV ({exc}).") from None
     if frame.empty:
         raise DataError(f"{path}: the file has a header but no runs.")
@@ -395,6 +406,14 @@ def _filter(
         mask &= runs["task_family"].isin(families)
     kept = runs[mask]
     if kept.empty:
+        by_exclusion = runs["agent"].str.casefold().isin(excluded)
+        if by_exclusion.all():
+            default = tuple(exclude_agents) == DEFAULT_EXCLUDED_AGENTS
+            raise DataError(
+                f"{label}: no runs are left after filtering: every run is by an agent that --exclude-agents "
+                f"leaves out ({_examples(sorted(set(runs['agent'])))})"
+                + (f", {_examples(exclude_agents)} by default since human baseline runs are not an agent's. "
+                   "Pass --exclude-agents '' to keep them." if default else "."))
         raise DataError(f"{label}: no runs are left after filtering (agents, task sources, families).")
     if include_agents is not None:
         lost = [a for a in include_agents if a not in set(kept["agent"])]

@@ -177,3 +177,26 @@ def test_any_numeric_column_can_weight_and_is_validated(write_runs):
     zero = runs.assign(my_weight=np.where(runs["alias"] == "agent1", 0.0, 1.0))
     with pytest.raises(DataError, match=r"every task weight of 'agent1' is 0"):
         load_runs(write_runs(zero), weights="my_weight")
+
+
+def test_a_binary_file_a_human_only_file_and_a_truncated_line_get_one_clear_paragraph(tmp_path, capsys):
+    """Issue 32 item 9: exit 2 and a message naming the cause, never a traceback."""
+    from horizon_zoo.cli import main
+
+    binary = tmp_path / "runs.jsonl"
+    binary.write_bytes(b'{"task_id": "a"}\n' + bytes(range(128, 256)))
+    assert main(["compare", "--runs", str(binary)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: not UTF-8 text (byte 0x80" in err and "Traceback" not in err
+    binary_csv = tmp_path / "runs.csv"
+    binary_csv.write_bytes(b"task_id,alias\n\xff\xfe,x\n")
+    with pytest.raises(DataError, match="not UTF-8 text"):
+        load_runs(binary_csv)
+    humans = make_runs(n_agents=1).assign(alias="Human")
+    with pytest.raises(DataError, match=r"every run is by an agent that --exclude-agents leaves out \('Human'\), "
+                                        r"'human' by default.*--exclude-agents ''"):
+        load_runs(humans)
+    truncated = tmp_path / "cut.jsonl"
+    truncated.write_text('{"task_id": "a", "alias": "b\n')
+    with pytest.raises(DataError, match=r"line 1: not valid JSON \(Unterminated string starting at column 27\)"):
+        load_runs(truncated)
