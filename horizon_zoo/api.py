@@ -32,7 +32,7 @@ from horizon_zoo.contract import default_grid
 from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO, RunData, Weights, load_runs
 from horizon_zoo.errors import DataError, HorizonZooError
 from horizon_zoo.fit import Fit, fit_model, settings_for
-from horizon_zoo.horizons import DEFAULT_QS, horizon_table, wide_horizon_table
+from horizon_zoo.horizons import DEFAULT_QS, check_qs, horizon_table, wide_horizon_table
 from horizon_zoo.metr import DEFAULT_BOOTSTRAP, DEFAULT_REGULARIZATION, MetrReference
 from horizon_zoo.registry import ZooModel, discover, resolve
 from horizon_zoo.release_dates import match_release_dates, read_release_dates
@@ -178,6 +178,7 @@ def compare(
         METR's reference beside the horizons (:func:`metr_reference`): bootstrap resamples
         (``None``: no reference) and penalty.
     """
+    check_qs(qs)
     if cv:
         from horizon_zoo.cv import check_cv_options
 
@@ -687,6 +688,7 @@ def horizons(
         METR's reference beside the horizons (:func:`metr_reference`): bootstrap resamples
         (``None``: no reference) and penalty.
     """
+    check_qs(qs)
     settings = settings or SamplerSettings()
     if isinstance(runs, RunData):
         data = runs if release_dates is None else with_release_dates(runs, release_dates)
@@ -922,6 +924,7 @@ def metr(
 ) -> tuple[Path, MetrReference]:
     """METR's table on its own (no Stan fit), in a new run directory: ``tables/metr.csv`` and
     ``tables/metr_doubling.csv``, ``summary.md`` and the report."""
+    check_qs(qs)
     data = runs if isinstance(runs, RunData) else load(runs)
     run_dir = new_run_dir("metr", runs_root, out)
     manifest = _begin_run(run_dir, "metr", command, data, [], SamplerSettings(), "none")

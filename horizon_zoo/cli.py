@@ -47,13 +47,16 @@ def _csv_list(text: str) -> list[str]:
 
 
 def _qs(text: str) -> list[float]:
+    """``--q`` in percent (``50,80``), as fractions for the API."""
     try:
-        values = [float(x) / 100 if float(x) > 1 else float(x) for x in _csv_list(text)]
+        percents = [float(x) for x in _csv_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--q takes percentages such as 50,80; got {text!r}") from None
-    if not values or any(not 0 < v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"--q values must lie strictly between 0 and 100; got {text!r}")
-    return values
+    if not percents or any(not 1 <= v <= 99 for v in percents):
+        hint = (" (percentages: 50 is the 50% horizon; the fraction 0.5 would mean half a percent)"
+                if any(0 < v < 1 for v in percents) else "")
+        raise argparse.ArgumentTypeError(f"--q takes percentages from 1 to 99, such as 50,80; got {text!r}{hint}")
+    return [v / 100 for v in percents]
 
 
 _UNITS = {"s": 1 / 60, "sec": 1 / 60, "min": 1.0, "m": 1.0, "h": 60.0, "d": 1440.0, "w": 10080.0}
@@ -196,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "directory with a PSIS-LOO comparison, per-agent horizons and "
                                    "diagnostics. Without --runs it uses the embedded simulated dataset.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", type=_csv_list, metavar="M,N",
-                   help="model names or .stan paths (default: every model in the zoo)")
+    p.add_argument("--models", "--model", dest="models", type=_csv_list, metavar="M,N",
+                   help="model names or .stan paths (default: every model in the zoo; --model is the same option)")
     p.add_argument("--jobs", type=int, default=1, metavar="J",
                    help="models fitted J at a time in separate processes, each reported when it "
                         "finishes, and CV folds likewise (default: %(default)s; 2 on two cores: 11%% "
@@ -212,8 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "models' predictive elpd for new tasks, families or agents, with SEs of "
                                    "paired differences. Folds are cached and resume after an interruption.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", type=_csv_list, metavar="M,N", default=["logistic", "logistic_task_effects"],
-                   help="model names or .stan paths (default: logistic,logistic_task_effects)")
+    p.add_argument("--models", "--model", dest="models", type=_csv_list, metavar="M,N",
+                   default=["logistic", "logistic_task_effects"],
+                   help="model names or .stan paths (default: logistic,logistic_task_effects; --model is the same "
+                        "option)")
     p.add_argument("--jobs", type=int, default=1, metavar="J",
                    help="folds fitted in parallel processes (default: %(default)s)")
     _add_cv_options(p, default=["task"])
@@ -221,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="fit one model and write its diagnostics and horizons",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, metavar="NAME|PATH.stan", help="zoo model name or .stan path")
+    p.add_argument("--models", "--model", dest="models", type=_csv_list, required=True, metavar="NAME[,NAME]",
+                   help="zoo model names or .stan paths (--model is the same option)")
     _add_run_options(p)
 
     p = sub.add_parser("horizons", help="per-agent horizons, their trend over release date and forecasts",
@@ -231,8 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "comparison and when the trend crosses --thresholds. Writes tables (CSV + "
                                    "Markdown), figures and summary.md.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=_csv_list, default=["logistic"], metavar="NAME[,NAME]",
-                   help="model names or .stan paths; several give an overlay figure (default: logistic)")
+    p.add_argument("--models", "--model", dest="models", type=_csv_list, default=["logistic"], metavar="NAME[,NAME]",
+                   help="model names or .stan paths; several give an overlay figure (default: logistic; --model "
+                        "is the same option)")
     p.add_argument("--trend-agents", default="frontier", metavar="frontier|all|A,B",
                    help="agents the trend is fitted to: those better than every earlier release (default), "
                         "all dated agents, or a list")
@@ -263,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "LOO-PIT and Pareto k, and test statistics with p-values. Writes figures, "
                                    "tables of p-values and summary.md.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=_csv_list, default=["logistic"], metavar="NAME[,NAME]",
-                   help="model names or .stan paths (default: logistic)")
+    p.add_argument("--models", "--model", dest="models", type=_csv_list, default=["logistic"], metavar="NAME[,NAME]",
+                   help="model names or .stan paths (default: logistic; --model is the same option)")
     _add_fits_option(p)
     _add_run_options(p)
 
@@ -277,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "difference plots with 95% simultaneous bands, chi-square uniformity tests "
                                    "and a summary; simulations are cached and resume after an interruption.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=_csv_list, required=True, metavar="NAME[,NAME]|all",
-                   help="model names or .stan paths, or 'all' for the whole zoo")
+    p.add_argument("--models", "--model", dest="models", type=_csv_list, required=True, metavar="NAME[,NAME]|all",
+                   help="model names or .stan paths, or 'all' for the whole zoo (--model is the same option)")
     p.add_argument("--sims", type=int, default=100, metavar="N", help="simulations per model (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=1, metavar="J",
                    help="simulations fitted in parallel processes (default: %(default)s)")
@@ -297,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "parameter values drawn from the model's prior or given with --values. "
                                    "Writes METR-format runs (JSONL) and the true values (JSON).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, metavar="NAME|PATH.stan", help="zoo model name or .stan path")
+    p.add_argument("--models", "--model", dest="models", type=_csv_list, required=True, metavar="NAME|PATH.stan",
+                   help="one zoo model name or .stan path (--model is the same option)")
     p.add_argument("--values", type=Path, metavar="FILE.json",
                    help="parameter values as JSON {name: number or list}; default: one draw from the prior")
     p.add_argument("--output", type=Path, required=True, metavar="FILE.jsonl", help="where to write the runs")
@@ -454,6 +462,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         html_path, md_path = write_report(args.run_dir)
         print(f"wrote {html_path} and {md_path}")
         return 0
+    if getattr(args, "models", None):
+        _check_model_names(args.models, args.models_dir)
     if args.command == "simulate":
         return _simulate(args)
     if args.command == "cache":
@@ -471,7 +481,7 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     data = _load(args)
     command = _command_line(argv)
     if args.command == "check":
-        checked = api.check(data, models=args.model, models_dir=args.models_dir, settings=settings,
+        checked = api.check(data, models=args.models, models_dir=args.models_dir, settings=settings,
                             backend=args.backend, fits_dir=args.fits, out=args.out, runs_root=args.runs_root,
                             progress=not args.quiet, command=command)
         from horizon_zoo.rundir import markdown_table
@@ -483,7 +493,7 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "horizons":
         agents = args.trend_agents if args.trend_agents in ("frontier", "all") else _csv_list(args.trend_agents)
-        horizons = api.horizons(data, models=args.model, models_dir=args.models_dir, qs=args.q,
+        horizons = api.horizons(data, models=args.models, models_dir=args.models_dir, qs=args.q,
                                 trend_agents=agents, thresholds=args.thresholds, settings=settings,
                                 backend=args.backend, fits_dir=args.fits, out=args.out, runs_root=args.runs_root,
                                 progress=not args.quiet, command=command, metr_boot=_metr_boot(args),
@@ -494,7 +504,7 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         return _cv(args, data, settings, command)
     if args.command == "sbc":
         return _sbc(args, data, settings, command)
-    models = args.models if args.command == "compare" else [args.model]
+    models = args.models
     cv_options = (dict(cv=args.cv, folds=args.folds, jobs=args.jobs, reloo_max=args.reloo_max,
                        metr_boot=_metr_boot(args), metr_regularization=args.metr_regularization)
                   if args.command == "compare" else {"metr_boot": None})
@@ -508,6 +518,24 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
               file=sys.stderr)
         return EXIT_DIAGNOSTICS
     return 0
+
+
+def _check_model_names(names: Sequence[str], models_dir: Path | None) -> None:
+    """Refuse model names the zoo does not have before any data is read (exit 2), with the
+    closest names; paths to .stan files are checked when they are loaded."""
+    import difflib
+
+    from horizon_zoo.registry import model_paths
+
+    zoo = [p.stem for p in model_paths(models_dir)]
+    unknown = [n for n in names if n != "all" and not n.endswith(".stan") and "/" not in n and n not in zoo]
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, zoo, n=2, cutoff=0.6)
+            hints.append(f"'{name}'" + (f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""))
+        raise HorizonZooError(f"unknown model{'s' if len(unknown) > 1 else ''} {', '.join(hints)}. The zoo: "
+                              f"{', '.join(zoo)} (horizon-zoo list-models).")
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -589,7 +617,7 @@ def _sbc(args: argparse.Namespace, data: object, settings: SamplerSettings, comm
     from horizon_zoo import api
     from horizon_zoo.rundir import markdown_table
 
-    run_dir, summary = api.sbc(data, models=args.model, models_dir=args.models_dir, sims=args.sims,
+    run_dir, summary = api.sbc(data, models=args.models, models_dir=args.models_dir, sims=args.sims,
                                max_agents=args.max_agents, max_tasks=args.max_tasks, ranks=args.ranks,
                                jobs=args.jobs, settings=settings, backend=args.backend, seed=args.seed,
                                out=args.out, runs_root=args.runs_root, command=command)
@@ -658,7 +686,9 @@ def _simulate(args: argparse.Namespace) -> int:
     from horizon_zoo.rundir import atomic_write_text
     from horizon_zoo.simulate import draw_from_prior, runs_table, simulate_at
 
-    model = resolve(args.model, args.models_dir)
+    if len(args.models) != 1:
+        raise HorizonZooError(f"simulate draws from one model; got {len(args.models)}: {', '.join(args.models)}.")
+    model = resolve(args.models[0], args.models_dir)
     design = api.load(args.runs, release_dates=args.release_dates)
     if args.values:
         try:

@@ -22,6 +22,17 @@ CURVES = {"p_curve": "marginal", "p_curve_typical": "typical task"}
 _EPS = 1e-12
 
 
+def check_qs(qs: Sequence[float]) -> None:
+    """Refuse success probabilities that are not fractions, before any fit (the API takes 0.5 for
+    the 50% horizon; the CLI's ``--q`` takes percent and converts)."""
+    from horizon_zoo.errors import HorizonZooError
+
+    bad = [q for q in qs if not 0 < q < 1]
+    if bad or not len(qs):
+        raise HorizonZooError(f"qs are success probabilities, fractions strictly between 0 and 1 (0.5 for the 50% "
+                              f"horizon; the command line's --q takes percent); got {list(qs)}.")
+
+
 def crossing_log_minutes(p: np.ndarray, log_grid: np.ndarray, q: float) -> np.ndarray:
     """Log minutes where each curve first falls to ``q`` (grid on the last axis).
 

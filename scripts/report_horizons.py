@@ -3,7 +3,7 @@
 The same as ``horizon-zoo horizons``, for use from a checkout without the console script; every
 option of that command works here. The worked example in the README:
 
-    .venv/bin/python scripts/report_horizons.py --model logistic,logistic_task_effects \\
+    .venv/bin/python scripts/report_horizons.py --models logistic,logistic_task_effects \\
         --runs ../shared/data/metr-early/all_runs.jsonl \\
         --release-dates ../shared/data/metr-early/release_dates.yaml --q 50,80
 

@@ -66,9 +66,31 @@ def test_a_real_process_shows_no_traceback(write_runs):
     assert "Traceback" not in result.stderr
 
 
-def test_unknown_model_exits_3(capsys):
-    assert main(["fit", "--model", "no_such_model"]) == 3
-    assert "no model named 'no_such_model'" in capsys.readouterr().err
+@pytest.mark.parametrize("option", ["--model", "--models"])
+def test_an_unknown_model_name_exits_2_before_any_data_is_read_with_the_closest_names(option, capsys):
+    """Issue 32 item 6: one spelling (--models, --model an alias), a misspelling refused up front."""
+    assert main(["fit", option, "logistik", "--runs", "/nowhere/runs.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'logistik' (did you mean 'logistic'" in err and "list-models" in err
+    assert "no such run file" not in err  # refused before the data is read
+    assert main(["horizons", "--models", "logistic,irt_2p", "--runs", "/nowhere/runs.jsonl"]) == 2
+    assert "unknown model 'irt_2p' (did you mean 'irt_2pl'?)" in capsys.readouterr().err
+
+
+def test_q_is_percent_on_the_command_line_and_a_fraction_in_the_api(capsys):
+    from horizon_zoo import api
+    from horizon_zoo.cli import _qs
+    from horizon_zoo.errors import HorizonZooError
+
+    assert _qs("50,80") == [0.5, 0.8] and _qs("1,97.5") == [0.01, 0.975]
+    for text in ("0.5", "0", "100", "150", "fifty"):
+        with pytest.raises(Exception, match="--q takes percentages"):
+            _qs(text)
+    with pytest.raises(Exception, match="the fraction 0.5 would mean half a percent"):
+        _qs("0.5")
+    for qs in ([50], [0.5, 1.0], []):
+        with pytest.raises(HorizonZooError, match=r"fractions strictly between 0 and 1 \(0.5 for the 50% horizon"):
+            api.horizons(qs=qs, write=False)
 
 
 def test_bad_sampler_setting_exits_2(capsys):
@@ -116,7 +138,7 @@ def test_config_file_in_the_working_directory_is_read(tmp_path, monkeypatch):
     ("[sampling]\nchains = 'many'\n", r"chains = 'many'"),
     ("[plots]\ndpi = 3\n", r"unknown section\(s\) plots"),
     ("[sampling\n", r"cannot read the config file"),
-    ("[output]\nq = [50, 150]\n", r"--q values must lie strictly between 0 and 100"),
+    ("[output]\nq = [50, 150]\n", r"--q takes percentages from 1 to 99"),
 ])
 def test_bad_config_files_are_named(tmp_path, capsys, text, message):
     config = tmp_path / "bad.toml"
@@ -152,7 +174,9 @@ HOSTILE_COMMANDS = [
     ("release dates not a date", lambda t: ["horizons", "--release-dates", _file(t, "d.yaml", "sim-2019-02: soon\n")],
      2, ["soon"]),
     ("release dates file missing", lambda t: ["horizons", "--release-dates", str(t / "none.yaml")], 2, ["none.yaml"]),
-    ("q outside 0-100", lambda t: ["horizons", "--q", "150"], 2, ["--q"]),
+    ("q outside 0-100", lambda t: ["horizons", "--q", "150"], 2, ["--q takes percentages from 1 to 99"]),
+    ("q given as a fraction", lambda t: ["horizons", "--q", "0.5,0.8"], 2, ["--q", "half a percent"]),
+    ("misspelt model", lambda t: ["compare", "--models", "logistic,weibul"], 2, ["did you mean 'weibull'"]),
     ("threshold without unit", lambda t: ["horizons", "--thresholds", "8"], 2, ["--thresholds", "'8'"]),
     ("sbc with no simulations", lambda t: ["sbc", "--model", "logistic", "--sims", "0"], 2, ["--sims must be at least 1"]),
     ("cv with one fold", lambda t: ["cv", "--folds", "1"], 2, ["--folds must be at least 2"]),
@@ -162,7 +186,8 @@ HOSTILE_COMMANDS = [
     ("simulate with unreadable values", lambda t: ["simulate", "--model", "logistic", "--output", str(t / "o.jsonl"),
                                                    "--values", _file(t, "v.json", "{alpha: 1")], 2, ["v.json", "JSON"]),
     ("new model with a bad name", lambda t: ["--models-dir", str(t), "new-model", "My Model"], 3, ["My Model"]),
-    ("unknown weights scheme", lambda t: ["fit", "--model", "logistic", "--weights", "heavy"], 2, ["--weights"]),
+    ("unknown weights scheme", lambda t: ["fit", "--model", "logistic", "--weights", "heavy"], 2,
+     ["--weights heavy needs the column 'heavy'"]),
     ("thinning of zero", lambda t: ["fit", "--model", "logistic", "--thin", "0"], 2,
      ["invalid sampler setting", "thin"]),
     ("zero threads per chain", lambda t: ["fit", "--model", "logistic", "--threads-per-chain", "0"], 2,
