@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from horizon_zoo.errors import HorizonZooError, ModelError
+from horizon_zoo.registry import ZooModel
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -59,6 +60,41 @@ def new_model(name: str, source: str = "logistic", models_dir: str | Path | None
     return target
 
 
+# A prior stated as a call, e.g. "normal(0, 2.5): why" or "half-normal(0, 1): why" (flat arguments only).
+_PRIOR_CALL = re.compile(r"^\s*(?:half-)?([a-z_]+)\(([^()]*)\)")
+
+
+def header_problems(model: ZooModel) -> list[str]:
+    """What a finished header must not have: TODO placeholders (``new-model`` writes them), and
+    priors stated as a call that the program does not contain.
+
+    A prior entry that starts with a distribution call (``normal(0, 2.5): ...``; ``half-normal``
+    is ``normal`` on a positive parameter) must appear with those arguments in the program text,
+    so a changed prior cannot leave its header behind. Entries in words (``through ...``, ``none
+    of its own``) or with nested calls are not checked: matching those exactly is not reasonable.
+    """
+    problems = []
+
+    def walk(value: object, where: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{where}.{k}" if where else str(k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{where}[{i}]")
+        elif isinstance(value, str) and "TODO" in value:
+            problems.append(f"header '{where}' still says TODO: {' '.join(value.split())[:80]}")
+
+    walk(model.header, "")
+    program = " ".join(model.program.split())
+    for name, text in model.header.get("priors", {}).items():
+        match = _PRIOR_CALL.match(str(text))
+        if match and f"{match.group(1)}({' '.join(match.group(2).split())})" not in program:
+            problems.append(f"the header's prior of {name}, {match.group(0).strip()}, is not in the program: state "
+                            "the prior the model block uses")
+    return problems
+
+
 @dataclass
 class Step:
     """One validation step: its name, whether it passed, and what it found."""
@@ -84,6 +120,9 @@ def validate_model(path: str | Path, *, backend: str = "auto", seed: int = 1, fi
         model = load_model(path)
     except ModelError as exc:
         return [Step("header and contract", False, str(exc))]
+    unfinished = header_problems(model)
+    if unfinished:
+        return [Step("header and contract", False, "; ".join(unfinished))]
     steps.append(Step("header and contract", True,
                       f"{model.name}: {len(model.parameter_dims)} parameter blocks ({model.parameter_count()} free "
                       "parameters), data block and outputs match the contract"))

@@ -24,8 +24,9 @@ generated:
   doubling_months: "months per doubling of the trend's 50% horizon (12 / trend_slope)"
 priors:
   trend_level: >-
-    normal(log2 of the suite's geometric-mean length, 5): the horizon of a mid-range agent is
-    within 5 doublings (x32) of the typical task with prior probability 68%, within 9.8 with 95%
+    normal(centre, 5), centre the log2 of the suite's geometric-mean length: the horizon of a
+    mid-range agent is within 5 doublings (x32) of the typical task with prior probability 68%,
+    within 9.8 with 95%
   trend_slope: >-
     normal(0, 2): no trend at the centre; doubling every 3 months to halving every 3 months
     within 95%, so METR's 7-month doubling (1.7 per year) is well inside
@@ -33,7 +34,7 @@ priors:
     gamma(2, 2): mean 1 doubling (agents scatter about that much around METR's trend), 95%
     below 2.4; zero density at 0 because no set of agents lies exactly on a line
   z_agent: >-
-    normal(0, 1), so log2_h50 ~ normal(trend_level + trend_slope * (release_year - mean),
+    std_normal(), so log2_h50 ~ normal(trend_level + trend_slope * (release_year - mean),
     sigma_agent): the trend itself
   beta: >-
     normal(-0.7, 0.7) truncated at 0: the Bradley-Terry slope -ln(2) per doubling at the centre;

@@ -29,6 +29,10 @@ def _broken(kind: str) -> str:
         return re.sub(r"\blog_minutes\b", "log_mins", code)
     if kind == "no header":
         return code[code.index("--- */") + len("--- */"):]
+    if kind == "unfinished header":
+        return code.replace("title: ", "title: 'TODO: one line' # was: ", 1)
+    if kind == "prior not in the program":
+        return code.replace("alpha ~ normal(0, 2.5);", "alpha ~ normal(0, 5);")
     raise ValueError(kind)
 
 
@@ -37,6 +41,8 @@ FAST_CASES = {
     "syntax error": r"does not compile \(stanc\):.*line \d+",
     "wrong data name": r"data block lacks `vector\[T\] log_minutes;`.*declares `log_mins`",
     "no header": r"no header block",
+    "unfinished header": r"header 'title' still says TODO",
+    "prior not in the program": r"the header's prior of alpha, normal\(0, 2.5\), is not in the program",
 }
 
 
@@ -50,7 +56,7 @@ def test_validate_model_names_each_problem(kind, tmp_path, capsys):
     assert re.search(FAST_CASES[kind], out, re.S), out
 
 
-def test_the_five_messages_are_distinct(tmp_path):
+def test_each_problem_has_its_own_message(tmp_path):
     from horizon_zoo.validate import validate_model
 
     messages = set()
@@ -73,9 +79,15 @@ def test_wrong_p_curve_shape_is_caught_in_the_prior_draw(tmp_path, capsys):
                      r"the contract needs \(4, 121\) = agent \(4\) x grid \(121\)", out), out
 
 
-def test_new_model_refuses_bad_names_and_overwrites(tmp_path, capsys):
-    assert main(["--models-dir", str(tmp_path), "new-model", "My-Idea"]) == 3
-    assert "lower-case" in capsys.readouterr().err
+@pytest.mark.parametrize("name", ["My_idea", "my-idea", "9idea", "my idea", "_idea"])
+def test_new_model_refuses_names_that_are_not_lower_case_identifiers(name, tmp_path, capsys):
+    assert main(["--models-dir", str(tmp_path), "new-model", name]) == 3
+    assert f"model name '{name}' must be lower-case letters, digits and _ , starting with a letter" in \
+        capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_new_model_refuses_to_overwrite(tmp_path, capsys):
     assert main(["--models-dir", str(tmp_path), "new-model", "idea"]) == 0
     assert main(["--models-dir", str(tmp_path), "new-model", "idea"]) == 3
     assert "--force" in capsys.readouterr().err
@@ -95,5 +107,12 @@ def test_a_template_model_joins_list_models_and_compare_without_python_changes(t
                  "200", "--draws", "200", "--out", str(out)]) == 0
     loo = pd.read_csv(out / "tables" / "loo.csv")
     assert set(loo["model"]) == {"my_idea", "logistic"}
+    # the template is a model at once, but not a finished one: validate-model says what is left to write
+    assert main(["validate-model", str(models / "my_idea.stan")]) == 3
+    assert "header 'title' still says TODO" in capsys.readouterr().out
+    finished = (models / "my_idea.stan").read_text().replace("'TODO: one line (copied from bradley_terry)'",
+                                                             "My idea").replace("TODO: what my_idea claims, "
+                                                                                "replacing bradley_terry's:", "")
+    (models / "my_idea.stan").write_text(finished)
     assert main(["validate-model", str(models / "my_idea.stan")]) == 0
     assert "satisfies the model contract" in capsys.readouterr().out
