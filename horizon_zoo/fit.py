@@ -164,17 +164,31 @@ def load_fit(nc_path: str | Path) -> tuple[xr.DataTree, dict[str, Any]]:
     return idata, info
 
 
+# Pointwise and curve draws dominate a fit's file (one log_lik and y_rep per cell per draw, one
+# curve point per agent per grid point per draw): they are stored compactly. log_lik keeps 6
+# significant digits (PSIS-LOO's importance ratios change by about 1e-6 relative), the curves 5
+# (a horizon moves by far less than its Monte Carlo error), y_rep the smallest integer type that
+# holds n_runs; everything else is stored as computed (sizes before and after: docs/benchmarks.md).
+_SIGNIFICANT_DIGITS = {"log_lik": 6, "p_curve": 5, "p_curve_typical": 5}
+
+
 def _compression(idata: xr.DataTree) -> dict[str, dict[str, dict[str, Any]]]:
-    # Level 1: level 4 took 1.3-1.6x as long for files 1-4% smaller. The byte shuffle helps the
-    # integer replicates and smooth curves (p_curve 26 vs 31 MiB on cyber-horizons) but not
-    # log_lik, whose values repeat exactly wherever an agent meets tasks of the same length: on
-    # cyber-horizons' logistic fit it shrank to 64 MiB in 1.5 s unshuffled, 119 MiB in 3.2 s
-    # shuffled (metr-early: 20 vs 19 MiB).
+    # Level 1: level 4 took 1.3-1.6x as long for files 1-4% smaller; the byte shuffle helps
+    # integers and quantised floats, whose low bytes are then zeros.
     encoding = {}
     for node in idata.subtree:
-        if node.has_data:
-            encoding[node.path] = {name: {"zlib": True, "complevel": 1, "shuffle": name != "log_lik"}
-                                   for name in node.data_vars}
+        if not node.has_data:
+            continue
+        encoding[node.path] = {}
+        for name, var in node.data_vars.items():
+            enc: dict[str, Any] = {"zlib": True, "complevel": 1, "shuffle": True}
+            if name in _SIGNIFICANT_DIGITS:
+                enc.update(dtype="float32", quantize_mode="GranularBitRound",
+                           significant_digits=_SIGNIFICANT_DIGITS[name])
+            elif name == "y_rep":
+                top = int(var.max()) if var.size else 0
+                enc["dtype"] = "uint8" if top < 2**8 else "uint16" if top < 2**16 else "int32"
+            encoding[node.path][name] = enc
     return encoding
 
 

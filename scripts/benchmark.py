@@ -50,6 +50,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -76,7 +77,7 @@ DATASET_NOTES = {"scaleup": f"Scale-up: {SCALEUP['agents']} agents x {SCALEUP['t
                  "(unthinned, logistic needed 9.2 GiB). With 250 draws per chain R-hat is noisier; where it "
                  "is 1.01-1.02 ('warn'), more draws at a higher thinning (--draws 2000 --thin 8) keep the "
                  "same output."}
-SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc", "threads")
+SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc", "threads", "storage")
 MERGED_PER_MODEL = ("fits", "gq", "cold", "sbc", "threads")  # one row per model: a run replaces its models' rows only
 PER_DATASET = ("fits", "compare", "gq", "threads")  # one result file per dataset, so datasets can be measured at different times
 
@@ -370,6 +371,48 @@ def section_bootstrap(datasets: list[str], settings: dict[str, Any], n_boot: int
     return pd.DataFrame(summary), pd.concat(per_agent, ignore_index=True)
 
 
+def section_storage(run_dirs: list[Path]) -> pd.DataFrame:
+    """Every saved fit of the given run directories written twice: with the previous encoding (all
+    values as computed, float64 log_lik and curves, int32 y_rep; zlib level 1) and with the compact
+    one of horizon_zoo.fit (quantised float32 log_lik and curves, the smallest integer y_rep). MB on
+    disk, write seconds, and the largest change of a PSIS-LOO elpd it causes."""
+    import tempfile
+
+    import xarray as xr
+
+    from horizon_zoo.compare import loo
+    from horizon_zoo.fit import _compression, load_fit
+
+    def old_encoding(idata: Any) -> dict[str, Any]:
+        return {node.path: {name: {"zlib": True, "complevel": 1, "shuffle": name != "log_lik"}
+                            for name in node.data_vars} for node in idata.subtree if node.has_data}
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run_dir in run_dirs:
+            for nc in sorted((run_dir / "fits").glob("*.nc")):
+                idata, _ = load_fit(nc)
+                sizes = {}
+                for label, encoding in (("previous", old_encoding(idata)), ("compact", _compression(idata))):
+                    out = Path(tmp) / f"{label}.nc"
+                    start = time.perf_counter()
+                    idata.to_netcdf(out, engine="netcdf4", encoding=encoding)
+                    sizes[label] = (out.stat().st_size / 1e6, time.perf_counter() - start)
+                back = xr.open_datatree(Path(tmp) / "compact.nc", engine="netcdf4").load()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    delta = abs(loo(back).elpd - loo(idata).elpd)
+                rows.append({"run": run_dir.name, "model": nc.stem, "cells": idata["log_likelihood"].sizes["cell"],
+                             "draws": idata["log_likelihood"].sizes["chain"] * idata["log_likelihood"].sizes["draw"],
+                             "previous MB": sizes["previous"][0], "compact MB": sizes["compact"][0],
+                             "ratio": sizes["compact"][0] / sizes["previous"][0],
+                             "previous write s": sizes["previous"][1], "compact write s": sizes["compact"][1],
+                             "elpd_loo change": delta})
+    table = pd.DataFrame(rows)
+    totals = table.groupby("run")[["previous MB", "compact MB"]].sum().reset_index()
+    return pd.concat([table, totals.assign(model="(all fits)")], ignore_index=True)
+
+
 def section_compare(datasets: list[str], settings: dict[str, Any], keep: Path | None = None,
                     jobs: int = 1) -> pd.DataFrame:
     """Time a full compare per dataset, fitting ``jobs`` models at a time; with ``keep`` its run
@@ -457,7 +500,8 @@ TITLES = {"fits": "Fits: time, ESS/s, memory per model and dataset",
           "compare": "Full compare (all zoo models)",
           "gq": "Sampling without the generated quantities (their cost)",
           "sbc": "Simulation-based calibration",
-          "threads": "Within-chain threads (reduce_sum)"}
+          "threads": "Within-chain threads (reduce_sum)",
+          "storage": "Disk per saved fit: the compact encoding against the previous one"}
 
 
 # How to read a section's table (rendered with every result file of the section).
@@ -628,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2,
                         help="SBC simulations, and compare's model fits, run this many at a time "
                              "(default: 2)")
+    parser.add_argument("--run-dirs", metavar="DIR[,DIR]", help="storage: run directories whose fits/ to measure")
     parser.add_argument("--keep-runs", type=Path, metavar="DIR",
                         help="keep each compare run directory as DIR/<dataset> (default: thrown away)")
     args = parser.parse_args(argv)
@@ -673,6 +718,10 @@ def main(argv: list[str] | None = None) -> int:
             store("bootstrap_agents", agents[["dataset", "agent", "median_min", "lo95_min", "hi95_min",
                                               "boot_median_min", "boot_lo95_min", "boot_hi95_min",
                                               "boot_off_scale", "intervals_overlap"]], command, sampler=sampler)
+        elif section == "storage":
+            if not args.run_dirs:
+                parser.error("--sections storage needs --run-dirs DIR[,DIR]: kept run directories with fits/")
+            store("storage", section_storage([Path(d) for d in args.run_dirs.split(",")]), command)
         elif section == "sbc":
             store("sbc", section_sbc(models, args.sims, args.jobs), command,
                   note=f"Design: the embedded dataset cut to 6 agents x 40 tasks; 2 chains x 500 draws per fit, "
