@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from horizon_zoo.release_dates import decimal_year, from_decimal_year
-from horizon_zoo.trend import TrendDraws
+from horizon_zoo.trend import TrendDraws, months_text
 
 MINUTE_TICKS = {"1 s": 1 / 60, "10 s": 1 / 6, "1 min": 1, "4 min": 4, "15 min": 15, "1 h": 60, "4 h": 240,
                 "1 day": 1440, "1 week": 10080, "1 month": 43200}
@@ -101,12 +101,10 @@ def plot_trend(horizons: pd.DataFrame, trends: Sequence[TrendDraws], release_dat
                     labels=curve == "marginal")
             for t in curve_trends:
                 span = np.linspace(t.year_range[0], t.year_range[1] + extend_years, 60)
-                months = np.median(t.doubling_months)
-                _draw_trend_band(ax, t, span, color, f"{curve}: doubling {months:.1f} months (median)")
+                _draw_trend_band(ax, t, span, color, f"{curve}: doubling {_months(t)}")
         for t in (t for t in shown if t.source == "joint"):
             span = np.linspace(t.year_range[0], t.year_range[1] + extend_years, 60)
-            _draw_trend_band(ax, t, span, "tab:green",
-                             f"joint Stan trend: doubling {np.median(t.doubling_months):.1f} months")
+            _draw_trend_band(ax, t, span, "tab:green", f"joint Stan trend: doubling {_months(t)}")
         ax.set_title(f"{round(q * 100)}% horizon")
         ax.set_xlabel("release date")
         ax.grid(alpha=0.3)
@@ -119,6 +117,11 @@ def plot_trend(horizons: pd.DataFrame, trends: Sequence[TrendDraws], release_dat
     fig.suptitle(title + "  (filled: agents the trend is fitted to; bars: 95% intervals)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _months(trend: TrendDraws) -> str:
+    """The doubling time as the doubling table gives it (one summary, trend.doubling_summary)."""
+    return months_text(*trend.doubling_summary) + " months"
 
 
 def plot_trend_overlay(per_model: Mapping[str, tuple[pd.DataFrame, Sequence[TrendDraws]]],
@@ -137,8 +140,7 @@ def plot_trend_overlay(per_model: Mapping[str, tuple[pd.DataFrame, Sequence[Tren
                 offset_days=12 * (i - (len(per_model) - 1) / 2), labels=i == 0)
         if trend is not None:
             span = np.linspace(trend.year_range[0], trend.year_range[1] + extend_years, 60)
-            _draw_trend_band(ax, trend, span, color,
-                             f"{model}: doubling {np.median(trend.doubling_months):.1f} months")
+            _draw_trend_band(ax, trend, span, color, f"{model}: doubling {_months(trend)}")
     minutes_axis(ax, *_y_range(ax, grid))
     ax.set_title(f"{round(q * 100)}% horizon by model (marginal curves, 95% intervals)")
     ax.set_xlabel("release date")

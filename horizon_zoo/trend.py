@@ -59,6 +59,15 @@ class TrendDraws:
         with np.errstate(divide="ignore"):
             return 12.0 / self.slope
 
+    @property
+    def doubling_summary(self) -> tuple[float, float, float]:
+        """Months per doubling: median and 95% interval, taken on the slope and inverted (so
+        they stay right when slopes near 0 make single draws' doubling times huge); inf where
+        the slope's quantile is <= 0. The one summary every table and figure shows."""
+        s_med, s_lo, s_hi = _interval(self.slope)
+        return (12 / s_med if s_med > 0 else np.inf, 12 / s_hi if s_hi > 0 else np.inf,
+                12 / s_lo if s_lo > 0 else np.inf)
+
     def log2_horizon_at(self, years: np.ndarray) -> np.ndarray:
         """log2 minutes on the trend at ``years``: shape (draws, len(years))."""
         return self.level[:, None] + self.slope[:, None] * (np.asarray(years)[None, :] - self.year_mean)
@@ -235,13 +244,11 @@ def doubling_table(trends: Sequence[TrendDraws]) -> pd.DataFrame:
     """
     rows = []
     for t in trends:
-        s_med, s_lo, s_hi = _interval(t.slope)
+        months, lo, hi = t.doubling_summary
         rows.append({
             "q": t.q, "curve": t.curve, "trend": t.source,
-            "doubling_months": 12 / s_med if s_med > 0 else np.inf,
-            "lo95_months": 12 / s_hi if s_hi > 0 else np.inf,
-            "hi95_months": 12 / s_lo if s_lo > 0 else np.inf,
-            "doublings_per_year": s_med,
+            "doubling_months": months, "lo95_months": lo, "hi95_months": hi,
+            "doublings_per_year": _interval(t.slope)[0],
             "p_shrinking": float(np.mean(t.slope <= 0)),
             "n_agents": len(t.agents),
             "max_offgrid_share": max(t.censored.values(), default=0.0),
@@ -251,9 +258,14 @@ def doubling_table(trends: Sequence[TrendDraws]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def months_text(months: float, lo: float, hi: float) -> str:
+    """``median [lo, hi]`` months, an infinite bound written as ``unbounded``."""
+    return " ".join(f"{months:.1f} [{lo:.1f}, {hi:.1f}]".replace("inf", "unbounded").split())
+
+
 def doubling_text(table: pd.DataFrame) -> list[str]:
     """``median [lo, hi]`` months for each row of :func:`doubling_table` output."""
-    return [f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
+    return [months_text(m, lo, hi)
             for m, lo, hi in zip(table["doubling_months"], table["lo95_months"], table["hi95_months"])]
 
 

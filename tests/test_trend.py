@@ -284,3 +284,19 @@ def test_draws_where_a_curve_never_reaches_q_are_left_out_of_the_trend_and_count
     assert doubling_table([trend]).loc[0, "undefined_draws"] == pytest.approx(0.2)
     named = trend_draws(idata, dates, 0.5, agents=["a", "b", "c"], regression_uncertainty=False)
     assert named.undefined == pytest.approx(0.6)  # a listed agent is kept; its undefined draws are not
+
+
+def test_the_trend_figure_says_the_doubling_time_the_table_says():
+    """Issue 32 item 3: the figure legend took a plain median of 12 / slope (4.9 months) where the
+    table inverts the slope's median (4.97); both now read one summary."""
+    from horizon_zoo.plots import _months
+    from horizon_zoo.trend import TrendDraws, doubling_text
+
+    rng = np.random.default_rng(5)
+    slope = rng.normal(2.4, 1.0, 1001)  # some draws shrink: 12 / slope is not monotone over them
+    trend = TrendDraws(q=0.5, curve="marginal", source="per-draw regression", agents=("a", "b"), level=slope * 0,
+                       slope=slope, year_mean=2023.0, year_range=(2020.0, 2025.0), censored={})
+    table = doubling_table([trend])
+    assert _months(trend) == doubling_text(table)[0] + " months"
+    assert table.loc[0, "doubling_months"] == pytest.approx(12 / np.median(slope))
+    assert np.median(12 / slope) != pytest.approx(12 / np.median(slope), rel=1e-3)  # the old legend's number differs
