@@ -60,6 +60,7 @@ class CompareResult:
     checks: pd.DataFrame = field(default_factory=pd.DataFrame)
     cv: pd.DataFrame = field(default_factory=pd.DataFrame)
     metr: MetrReference | None = None
+    doubling: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load(
@@ -213,7 +214,6 @@ def compare(
         result.cv = run_cv([f.model for f in fits.values()], data, cv, loo_table, folds=folds, jobs=jobs,
                            settings=settings, backend=backend, run_dir=run_dir, in_sample_checks=checks)
     if run_dir:
-        _write_tables(result, run_name, manifest["command"])
         best = str(loo_table.iloc[0]["model"])
         try:
             trend = trend_outputs({n: f.idata for n, f in fits.items()}, data, qs, horizons, run_dir=run_dir,
@@ -221,11 +221,56 @@ def compare(
         except ValueError as exc:  # the fits and tables above stay valid without the trend
             log.error("trend over release dates failed: %s", exc)
             trend = {}
+        result.doubling = trend.get("doubling", pd.DataFrame())
         for stem in ("doubling", "doubling_ratio", "forecasts"):
             if stem in trend and not trend[stem].empty:
                 write_table(trend[stem], run_dir / "tables", stem)
+        _write_tables(result, run_name, manifest["command"])
         _end_run(run_dir, manifest, sorted(fits), failed=failed)
     return result
+
+
+def headline(result: CompareResult) -> tuple[list[str], pd.DataFrame]:
+    """What a reader wants first: the best model (by PSIS-LOO, and by grouped CV where it ran),
+    the diagnostics verdict of every fit, the doubling time of the p50 horizon, and the best
+    model's per-agent p50 and p80 (with METR's p50 beside them). Sentences and a table; the
+    summary, the report and the terminal all show these."""
+    loo, lines = result.loo, []
+    best = str(loo.iloc[0]["model"])
+    if len(loo) > 1:
+        second = loo.iloc[1]
+        lines.append(f"Best model by PSIS-LOO over cells: {best}, {-second['elpd_diff']:.1f} elpd ahead of "
+                     f"{second['model']} (dSE {second['dse']:.1f}).")
+    else:
+        lines.append(f"One model fitted: {best}.")
+    if not result.cv.empty:
+        from horizon_zoo.cv import QUESTIONS
+
+        for scheme, t in result.cv[result.cv["scheme"] != "cell"].groupby("scheme", sort=False):
+            t = t.sort_values("rank")
+            ahead = (f", {-t.iloc[1]['elpd_diff']:.1f} elpd ahead of {t.iloc[1]['model']} "
+                     f"(dSE {t.iloc[1]['dse']:.1f})" if len(t) > 1 else "")
+            lines.append(f"Best at predicting {QUESTIONS[scheme]} (grouped CV): {t.iloc[0]['model']}{ahead}.")
+    d = result.diagnostics
+    verdicts = [f"{v} ({', '.join(d.loc[d['verdict'] == v, 'model'])})" for v in ("warn", "fail")
+                if (d["verdict"] == v).any()]
+    lines.append(f"Diagnostics: {int((d['verdict'] == 'pass').sum())} of {len(d)} fits pass"
+                 + ("; " + "; ".join(verdicts) if verdicts else "") + ".")
+    if not result.doubling.empty:
+        from horizon_zoo.trend import months_text
+
+        rows = result.doubling[(result.doubling["q"] == 0.5) & (result.doubling["curve"] == "marginal")]
+        for model in dict.fromkeys([best, "logistic"]):
+            r = rows[rows["model"] == model]
+            if len(r):
+                r = r.iloc[0]
+                lines.append(f"The p50 horizon doubles every {months_text(r.doubling_months, r.lo95_months, r.hi95_months)}"
+                             f" months ({model}, {r.trend} over {r.agents}).")
+    wide = wide_horizon_table(result.horizons[result.horizons["model"] == best],
+                              result.metr.table if result.metr else None)
+    wide = wide[wide["curve"] == "marginal"].drop(columns="curve")
+    keep = [c for c in wide.columns if c == "agent" or c.startswith(("p50", "p80", "METR p50"))]
+    return lines, wide[keep]
 
 
 def _fit_zoo(zoo: list[ZooModel], data: RunData, settings: SamplerSettings, backend: str,
@@ -498,6 +543,10 @@ def _models_the_data_can_feed(zoo: list[ZooModel], data: RunData, *, explicit: b
     return [m for m in zoo if m.name not in needs], {n: reason for n in needs}
 
 
+# The diagnostics columns a terminal or summary shows (tables/diagnostics.csv has them all).
+DIAGNOSTICS_SHOWN = ["model", "verdict", "max_rhat", "min_ess_bulk", "divergences", "treedepth_hits", "min_ebfmi"]
+
+
 def diagnostics_table(fits: dict[str, Fit]) -> pd.DataFrame:
     """One row per model: verdict, worst R-hat / ESS and where they sit, divergences, tree depth,
     E-BFMI, time."""
@@ -529,8 +578,13 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
     from horizon_zoo.rundir import markdown_table
 
     loo_cols = ["model", "rank", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "n_high_k"]
+    sentences, best_horizons = headline(result)
+    atomic_write_text(result.run_dir / "headline.md", "\n".join(f"- {line}" for line in sentences) + "\n")
+    write_table(best_horizons, tables, "headline_horizons")
     summary = [
-        f"# horizon-zoo {run_name}", "", f"Command: `{command}`", "",
+        f"# horizon-zoo {run_name}", "", "## Headline", "", *[f"- {line}" for line in sentences], "",
+        f"Horizons of {best} (marginal: a new task of that length), median [95% interval]:", "",
+        markdown_table(best_horizons), f"Command: `{command}`", "",
         f"Data: {result.data.source}: {len(result.data.runs)} runs, {len(result.data.agents)} agents, "
         f"{len(result.data.tasks)} tasks, {len(result.data.families)} families.", "",
         "## PSIS-LOO over (agent, task) cells", "", LOO_MEANING_NOTE, "",
@@ -642,6 +696,7 @@ class HorizonsResult:
     forecasts: pd.DataFrame
     figures: list[Path] = field(default_factory=list)
     metr: MetrReference | None = None
+    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def horizons(
@@ -700,7 +755,8 @@ def horizons(
     zoo, _ = _models_the_data_can_feed(zoo, data, explicit=True)
     run_dir = new_run_dir("horizons", runs_root, out) if write else None
     manifest = _begin_run(run_dir, "horizons", command, data, zoo, settings, backend)
-    fits = _fits_or_saved(zoo, data, settings, backend, fits_dir, run_dir, progress)
+    fitted = _fits_or_saved(zoo, data, settings, backend, fits_dir, run_dir, progress)
+    fits = {name: f.idata for name, f in fitted.items()}
     table = pd.concat([horizon_table(idata, qs).assign(model=name) for name, idata in fits.items()],
                       ignore_index=True)[lambda t: ["model", *[c for c in t.columns if c != "model"]]]
     trend = trend_outputs(fits, data, qs, table, trend_agents=trend_agents, thresholds=thresholds,
@@ -708,7 +764,8 @@ def horizons(
     ref = metr_reference(data, qs, n_boot=metr_boot, regularization=metr_regularization) \
         if metr_boot is not None else None
     result = HorizonsResult(run_dir, data, fits, table, trend["doubling"], trend["doubling_ratio"],
-                            trend["horizon_ratio"], trend["forecasts"], trend["figures"], ref)
+                            trend["horizon_ratio"], trend["forecasts"], trend["figures"], ref,
+                            diagnostics_table(fitted))
     if run_dir:
         _write_horizon_tables(result, manifest["command"])
         _end_run(run_dir, manifest, sorted(fits))
@@ -799,27 +856,40 @@ def _saved_fit(run_dir: Path, model: ZooModel, data: RunData, settings: SamplerS
 
 
 def _fits_or_saved(zoo: list[ZooModel], data: RunData, settings: SamplerSettings, backend: str,
-                   fits_dir: str | Path | None, run_dir: Path | None, progress: bool) -> dict[str, xr.DataTree]:
-    """Each model's fit: reused from ``fits_dir`` when model hash and data match, else sampled."""
-    fits: dict[str, xr.DataTree] = {}
+                   fits_dir: str | Path | None, run_dir: Path | None, progress: bool) -> dict[str, Fit]:
+    """Each model's fit: reused from ``fits_dir`` when model hash and data match, else sampled;
+    either way with its diagnostics, and a verdict line per model."""
+    from horizon_zoo.diagnostics import diagnose
+
+    fits: dict[str, Fit] = {}
     for i, model in enumerate(zoo, start=1):
         if fits_dir:
             found = _matching_fit(Path(fits_dir), model, data)
             if found is not None:
                 log.info("[%d/%d] %s: reusing %s", i, len(zoo), model.name, Path(fits_dir) / f"{model.name}.nc")
-                fits[model.name] = found[0]
+                idata, info = found
+                diagnostics = diagnose(idata, list(model.info.get("parameters", {})),
+                                       int(info.get("settings", {}).get("max_treedepth", settings.max_treedepth)))
+                fits[model.name] = Fit(model=model, idata=idata, diagnostics=diagnostics, info=info)
+                _say_verdict(model.name, fits[model.name])
                 continue
             if (Path(fits_dir) / f"{model.name}.nc").is_file():
                 log.info("[%d/%d] %s: the saved fit in %s is of other data or another version of the model; "
                          "refitting", i, len(zoo), model.name, fits_dir)
         log.info("[%d/%d] %s: %s", i, len(zoo), model.name, settings.describe())
-        result = fit_model(model, data, settings=settings, backend=backend,
-                           out_dir=run_dir / "fits" if run_dir else None, progress=progress)
-        if result.diagnostics.verdict == "fail":
-            log.warning("%s failed its diagnostics (%s): read its results with care", model.name,
-                        "; ".join(result.diagnostics.problems))
-        fits[model.name] = result.idata
+        fits[model.name] = fit_model(model, data, settings=settings, backend=backend,
+                                     out_dir=run_dir / "fits" if run_dir else None, progress=progress)
+        _say_verdict(model.name, fits[model.name])
     return fits
+
+
+def _say_verdict(name: str, fit: Fit) -> None:
+    d = fit.diagnostics
+    level = logging.WARNING if d.verdict == "fail" else logging.INFO
+    log.log(level, "%s: diagnostics %s (max R-hat %.3f, min bulk ESS %.0f, %d divergences)%s", name, d.verdict,
+            d.max_rhat, d.min_ess_bulk, d.divergences,
+            "" if not d.problems else ": " + "; ".join(d.problems) + (": read its results with care"
+                                                                     if d.verdict == "fail" else ""))
 
 
 def agent_order(data: RunData) -> list[str]:
@@ -840,6 +910,7 @@ class CheckRunResult:
     results: dict[str, Any]
     summary: pd.DataFrame
     figures: list[Path] = field(default_factory=list)
+    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def check(
@@ -866,11 +937,14 @@ def check(
 
     settings = settings or SamplerSettings()
     data = runs if isinstance(runs, RunData) else load(runs)
+    for warning in data.warnings:
+        log.warning(warning)
     zoo = select_models(models, models_dir)
     zoo, _ = _models_the_data_can_feed(zoo, data, explicit=True)
     run_dir = new_run_dir("check", runs_root, out) if write else None
     manifest = _begin_run(run_dir, "check", command, data, zoo, settings, backend)
-    fits = _fits_or_saved(zoo, data, settings, backend, fits_dir, run_dir, progress)
+    fitted = _fits_or_saved(zoo, data, settings, backend, fits_dir, run_dir, progress)
+    fits = {name: f.idata for name, f in fitted.items()}
     results, figures = {}, []
     for name, idata in fits.items():
         log.info("checking %s", name)
@@ -878,14 +952,17 @@ def check(
         if run_dir:
             figures += write_check_outputs(results[name], idata, run_dir, agent_order(data))
     summary = checks_summary(results)
-    result = CheckRunResult(run_dir, data, results, summary, figures)
+    result = CheckRunResult(run_dir, data, results, summary, figures, diagnostics_table(fitted))
     if run_dir:
         from horizon_zoo.rundir import markdown_table
 
         write_table(summary, run_dir / "tables", "checks")
+        write_table(result.diagnostics, run_dir / "tables", "diagnostics")
         lines = ["# horizon-zoo check", "", f"Command: `{manifest['command']}`", "",
                  f"Data: {data.source}: {len(data.runs)} runs, {len(data.agents)} agents, {len(data.tasks)} tasks, "
-                 f"{len(data.families)} families.", "", CHECKS_LEGEND, "", markdown_table(summary)]
+                 f"{len(data.families)} families.", "", "## Diagnostics", "",
+                 markdown_table(result.diagnostics[DIAGNOSTICS_SHOWN]),
+                 "## Checks", "", CHECKS_LEGEND, "", markdown_table(summary)]
         for name, r in results.items():
             lines += [f"## {name}", "", markdown_table(r.p_values[r.p_values["kind"] != "family"])]
             lines += [f"![{p.stem}](figures/{p.name})" for p in figures if p.stem.endswith("_" + name)]
@@ -977,8 +1054,10 @@ def _write_horizon_tables(result: HorizonsResult, command: str) -> None:
     write_table(wide, tables, "horizons_wide")
     if result.metr:
         _write_metr_tables(result.metr, tables)
+    write_table(result.diagnostics, tables, "diagnostics")
     lines = ["# horizon-zoo horizons", "", f"Command: `{command}`", "",
              f"Data: {result.data.source}: {len(result.data.runs)} runs, {len(result.data.agents)} agents.", "",
+             "## Diagnostics", "", markdown_table(result.diagnostics[DIAGNOSTICS_SHOWN]),
              "## Horizons, median [95% interval]", "", markdown_table(wide)]
     named = {"doubling": result.doubling, "doubling_ratio": result.doubling_ratio,
              "horizon_ratio": result.horizon_ratio, "forecasts": result.forecasts}

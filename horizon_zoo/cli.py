@@ -486,7 +486,9 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
                             progress=not args.quiet, command=command)
         from horizon_zoo.rundir import markdown_table
 
-        print("\nPosterior predictive checks (p-values; * outside [0.025, 0.975]):\n")
+        print("\nDiagnostics:\n")
+        print(markdown_table(checked.diagnostics[api.DIAGNOSTICS_SHOWN]))
+        print("Posterior predictive checks (p-values; * outside [0.025, 0.975]):\n")
         print(markdown_table(checked.summary))
         if checked.run_dir:
             print(f"Run directory: {checked.run_dir}  (start with summary.md)")
@@ -579,6 +581,7 @@ def _metr(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
 
 def _print_result(result: api.CompareResult) -> None:  # noqa: F821
+    from horizon_zoo.api import DIAGNOSTICS_SHOWN, headline
     from horizon_zoo.horizons import wide_horizon_table
     from horizon_zoo.rundir import markdown_table
 
@@ -586,8 +589,7 @@ def _print_result(result: api.CompareResult) -> None:  # noqa: F821
     print("\nPSIS-LOO comparison (best first):\n")
     print(markdown_table(result.loo[loo_cols]))
     print("Diagnostics:\n")
-    print(markdown_table(result.diagnostics[["model", "verdict", "max_rhat", "min_ess_bulk",
-                                             "divergences", "treedepth_hits", "min_ebfmi"]]))
+    print(markdown_table(result.diagnostics[DIAGNOSTICS_SHOWN]))
     best = str(result.loo.iloc[0]["model"])
     print(f"Horizons, {best} (median [95% interval]):\n")
     print(markdown_table(wide_horizon_table(result.horizons[result.horizons["model"] == best],
@@ -595,8 +597,10 @@ def _print_result(result: api.CompareResult) -> None:  # noqa: F821
     if not result.checks.empty:
         print("Posterior predictive checks (p-values; * outside [0.025, 0.975]):\n")
         print(markdown_table(result.checks))
+    sentences, best_horizons = headline(result)
+    print(f"Headline\n\n{markdown_table(best_horizons)}" + "\n".join(f"- {line}" for line in sentences))
     if result.run_dir:
-        print(f"Run directory: {result.run_dir}  (start with summary.md)")
+        print(f"\nRun directory: {result.run_dir}  (start with summary.md or report.html)")
 
 
 def _cv(args: argparse.Namespace, data: object, settings: SamplerSettings, command: str) -> int:
@@ -632,6 +636,10 @@ def _print_horizons(result: api.HorizonsResult) -> None:  # noqa: F821
     from horizon_zoo.rundir import markdown_table
     from horizon_zoo.trend import doubling_text
 
+    from horizon_zoo.api import DIAGNOSTICS_SHOWN
+
+    print("\nDiagnostics:\n")
+    print(markdown_table(result.diagnostics[DIAGNOSTICS_SHOWN]))
     for model in result.fits:
         print(f"\nHorizons, {model} (median [95% interval]):\n")
         print(markdown_table(wide_horizon_table(result.horizons[result.horizons["model"] == model],

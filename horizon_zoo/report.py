@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,11 @@ tr.fail td { background: #fde8e8; } tr.warn td { background: #fff6dd; }
 code { background: #f4f4f4; padding: 1px 4px; border-radius: 3px; font-size: .9em; }
 img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }
 .note { color: #555; font-size: .9em; }
-nav a { margin-right: 1em; }
+nav a { margin-right: 1em; white-space: nowrap; }
+nav { position: sticky; top: 0; background: #fff; padding: .4em 0; border-bottom: 1px solid #eee; }
+div.wide { overflow-x: auto; max-width: 100%; }
+td { white-space: nowrap; } td:last-child { white-space: normal; min-width: 14em; }
+details summary { cursor: pointer; color: #335; margin: .5em 0; }
 """
 
 
@@ -39,28 +44,37 @@ nav a { margin-right: 1em; }
 class _Doc:
     html: list[str] = field(default_factory=list)
     md: list[str] = field(default_factory=list)
+    sections: list[tuple[str, str]] = field(default_factory=list)  # (anchor, text) of every level-2 heading
 
     def heading(self, text: str, level: int = 2) -> None:
-        anchor = text.lower().replace(" ", "-")
+        anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
         self.html.append(f"<h{level} id='{html.escape(anchor)}'>{html.escape(text)}</h{level}>")
         self.md += ["#" * level + " " + text, ""]
+        if level == 2:
+            self.sections.append((anchor, text))
 
     def para(self, text: str, note: bool = False) -> None:
-        self.html.append(f"<p{' class=note' if note else ''}>{html.escape(text)}</p>")
+        # `code` spans, as the Markdown shows them, become <code> in the HTML
+        body = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+        self.html.append(f"<p{' class=note' if note else ''}>{body}</p>")
         self.md += [text, ""]
 
     def code(self, text: str) -> None:
         self.html.append(f"<p><code>{html.escape(text)}</code></p>")
         self.md += [f"`{text}`", ""]
 
-    def table(self, frame: pd.DataFrame, verdict_column: str | None = None) -> None:
+    def table(self, frame: pd.DataFrame, verdict_column: str | None = None, collapsed: str | None = None) -> None:
+        """A table; with ``collapsed`` (its one-line summary) folded into <details> in the HTML."""
         rows = []
         for _, row in frame.iterrows():
             css = str(row[verdict_column]) if verdict_column and verdict_column in frame.columns else ""
             cells = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row)
             rows.append(f"<tr class='{css}'>{cells}</tr>")
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-        self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        table = f"<div class=wide><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        if collapsed:
+            table = f"<details><summary>{html.escape(collapsed)}</summary>{table}</details>"
+        self.html.append(table)
         self.md += [markdown_table(frame)]
 
     def figure(self, run_dir: Path, path: Path, caption: str) -> None:
@@ -124,6 +138,14 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     loo = _read(run_dir, "loo")
     best = str(loo.iloc[0]["model"]) if loo is not None and len(loo) else None
     figures = run_dir / "figures"
+    if (run_dir / "headline.md").is_file():
+        doc.heading("Headline")
+        for line in (run_dir / "headline.md").read_text().splitlines():
+            doc.para(line.lstrip("- "))
+        best_horizons = _read(run_dir, "headline_horizons")
+        if best_horizons is not None:
+            doc.para(f"Horizons of {best} (marginal: a new task of that length), median [95% interval]:", note=True)
+            doc.table(best_horizons)
 
     doc.heading("Data")
     if summary:
@@ -203,7 +225,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         if structure is not None:
             doc.para("The task block and agent eigen share p-values here are in-sample; read the cross-validated "
                      "ones (section 'Residual structure, cross-validated') to judge residual structure.", note=True)
-        doc.table(checks)
+        doc.table(checks, collapsed=f"p-values of every check, {len(checks)} models (click to open)")
         shown = [best] if best else list(checks["model"])[:1]
         if "logistic" in set(checks["model"]) and "logistic" not in shown:
             shown.append("logistic")
@@ -239,7 +261,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
             if frame is not None and len(frame):
                 doc.heading(text, 3)
                 cols = [c for c in frame.columns if c not in ("median_year", "agents", "extrapolation_years")]
-                doc.table(frame[cols])
+                doc.table(frame[cols], collapsed=f"{len(frame)} rows (click to open)" if len(frame) > 12 else None)
         for path in sorted(figures.glob("trend_*.png")):
             doc.figure(run_dir, path, path.stem.replace("_", " "))
 
@@ -255,9 +277,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         if manifest.get("settings"):
             doc.para("Sampler settings: " + ", ".join(f"{k}={v}" for k, v in manifest["settings"].items()))
 
-    nav = "".join(f"<a href='#{h}'>{h.replace('-', ' ')}</a>" for h in
-                  ("data", "diagnostics", "horizons", "posterior-predictive-checks")
-                  + (("residual-structure,-cross-validated",) if structure is not None else ()))
+    nav = "".join(f"<a href='#{anchor}'>{html.escape(text)}</a>" for anchor, text in doc.sections)
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><nav>{nav}</nav>" + "\n".join(doc.html) + "</body></html>\n")
     html_path, md_path = run_dir / "report.html", run_dir / "report.md"

@@ -107,5 +107,5 @@ def markdown_table(frame: pd.DataFrame, *, index: bool = False) -> str:
 
 def _cell(value: object) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return "" if value != value else f"{value:.4g}"  # NaN (a missing value) as an empty cell
     return str(value).replace("|", "\\|")

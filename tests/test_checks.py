@@ -107,3 +107,8 @@ def test_check_command_writes_figures_and_p_value_tables(tmp_path, write_runs):
     summary = pd.read_csv(out / "tables" / "checks.csv")
     assert summary.loc[0, "model"] == "logistic"
     assert "Posterior predictive p-values" in (out / "summary.md").read_text()
+    # the fit's diagnostics are shown too (issue 32 item 5): table, summary and report
+    diagnostics = pd.read_csv(out / "tables" / "diagnostics.csv")
+    assert diagnostics.loc[0, "model"] == "logistic" and diagnostics.loc[0, "verdict"] in ("pass", "warn", "fail")
+    assert "## Diagnostics" in (out / "summary.md").read_text()
+    assert "<h2 id='diagnostics'>Diagnostics</h2>" in (out / "report.html").read_text()

@@ -114,7 +114,7 @@ def test_compare_runs_every_cv_scheme_and_reports_them(tmp_path, write_runs, mon
     assert "Do tasks of a family share a misfit" in sentences
     assert (out / "figures" / "residuals_cv_logistic.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.html").read_text()
-    assert "Residual structure, cross-validated" in report and "href='#residual-structure,-cross-validated'" in report
+    assert "Residual structure, cross-validated" in report and "href='#residual-structure-cross-validated'" in report
     assert "Residual structure, cross-validated" in (out / "summary.md").read_text()
     # what each score means is said where it is shown (issue 37 item 7)
     from horizon_zoo.compare import LOO_MEANING_NOTE
