@@ -33,7 +33,8 @@ code { background: #f4f4f4; padding: 1px 4px; border-radius: 3px; font-size: .9e
 img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }
 .note { color: #555; font-size: .9em; }
 nav a { margin-right: 1em; white-space: nowrap; }
-nav { position: sticky; top: 0; background: #fff; padding: .4em 0; border-bottom: 1px solid #eee; }
+nav { position: sticky; top: 0; background: #fff; padding: .4em 0; border-bottom: 1px solid #eee;
+      display: flex; flex-wrap: wrap; row-gap: .2em; }
 div.wide { overflow-x: auto; max-width: 100%; }
 td { white-space: nowrap; } td:last-child { white-space: normal; min-width: 14em; }
 details summary { cursor: pointer; color: #335; margin: .5em 0; }
@@ -167,7 +168,10 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         doc.heading("Diagnostics")
         doc.para("fail: R-hat >= 1.05, any divergence or ESS < 100; warn: R-hat >= 1.01, ESS < 100 per chain, "
                  "tree-depth saturation or E-BFMI < 0.3.", note=True)
-        doc.table(diagnostics, verdict_column="verdict")
+        # the worst parameters are named in `problems`; every column is in tables/diagnostics.csv
+        shown = ["model", "verdict", "max_rhat", "min_ess_bulk", "divergences", "treedepth_hits", "min_ebfmi",
+                 "sample_s", "problems"]
+        doc.table(diagnostics[[c for c in shown if c in diagnostics.columns]], verdict_column="verdict")
     if loo is not None:
         doc.heading("Model comparison (PSIS-LOO over cells)")
         from horizon_zoo.compare import LOO_MEANING_NOTE
