@@ -622,7 +622,9 @@ def _sample_pystan(
     compiled = time.perf_counter()
     # PyStan prints its progress bar, then every informational message of every chain; keep the
     # bar and send the messages to the debug log.
-    quiet = _ProgressOnly() if progress else contextlib.redirect_stderr(io.StringIO())
+    # A progress bar redrawn in place is useful at a terminal only: written to a log file it is
+    # ~1,200 lines per fit (the fit's start and end are logged either way).
+    quiet = _ProgressOnly() if progress and sys.stderr.isatty() else contextlib.redirect_stderr(io.StringIO())
     if settings.threads_per_chain not in (1, os.cpu_count()):
         # httpstan never sizes Stan's TBB thread pool, so TBB uses what the machine offers.
         log.warning("PyStan cannot set threads per chain: %s's reduce_sum uses all %s cores "
@@ -738,7 +740,7 @@ def _sample_cmdstanpy(
             inits=[_jsonable(i) for i in inits] if inits is not None else settings.init_radius,
             fixed_param=fixed_param,
             output_dir=str(output_dir) if output_dir else None,
-            show_progress=progress,
+            show_progress=progress and sys.stderr.isatty(),
         )
     except Exception as exc:
         raise BackendError(f"CmdStan sampling of {model.name} failed: {exc}") from None

@@ -152,7 +152,10 @@ def loo_compare(fits: Mapping[str, xr.DataTree],
                               "weight": [1.0], "se": [single.se], "dse": [0.0], "p_worse": [np.nan],
                               "diag_diff": [""], "diag_elpd": [""]}, index=[name])
     else:
-        table = azs.compare(loos, round_to="none")
+        with warnings.catch_warnings():
+            # ArviZ warns when differences are small; the table's dse and diff_over_dse say so already
+            warnings.filterwarnings("ignore", message="Difference in performance potentially due to chance")
+            table = azs.compare(loos, round_to="none")
     table = table.rename(columns={"elpd": "elpd_loo", "p": "p_loo"})
     table["n_high_k"] = [int(np.sum(np.asarray(loos[m].pareto_k) > min(HIGH_K, loos[m].good_k)))
                          for m in table.index]

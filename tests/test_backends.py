@@ -500,3 +500,22 @@ def test_pystan_chains_stop_at_a_ctrl_c_and_the_next_fit_in_the_process_works():
     seconds = int(out.stdout.split("interrupted after ")[1].split()[0])
     assert seconds < 60 and "chain processes left: 0" in out.stdout, out.stdout
     assert "then a fit of 2 x 50" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.stan
+def test_no_progress_bar_is_written_when_stderr_is_not_a_terminal(tmp_path):
+    """Issue 32 item 8: written to a log file PyStan's bar was ~1,200 lines per fit."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    log_file = tmp_path / "log.txt"
+    with log_file.open("w") as err:
+        done = subprocess.run([sys.executable, "-m", "horizon_zoo.cli", "fit", "--models", "bradley_terry",
+                               "--chains", "2", "--warmup", "200", "--draws", "200", "--runs-root",
+                               str(tmp_path / "runs")], cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, timeout=900)
+    text = log_file.read_text()
+    assert done.returncode == 0, text[-2000:]
+    assert "Sampling:" not in text and "\r" not in text
+    assert len(text.splitlines()) < 40, text
