@@ -233,7 +233,8 @@ def _rows(frame: pd.DataFrame, mask: pd.Series | np.ndarray) -> str:
 
 
 def _examples(values: Iterable[object]) -> str:
-    values = list(values)
+    # distinct by their text, so unhashable values (a list where a name belongs) can be listed too
+    values = list({repr(v): v for v in values}.values())
     shown = ", ".join(repr(v) for v in values[:_MAX_LISTED])
     return shown + (f" (+{len(values) - _MAX_LISTED} more)" if len(values) > _MAX_LISTED else "")
 
@@ -253,12 +254,12 @@ def _validate(raw: pd.DataFrame, label: str, weights: Weights | None) -> pd.Data
         if not ok.all():
             raise DataError(
                 f"{label}: column '{column}' must be a non-empty string; bad value(s) "
-                f"{_examples(values[~ok].unique())} at {_rows(raw, ~ok)}."
+                f"{_examples(values[~ok])} at {_rows(raw, ~ok)}."
             )
         out[column] = values.map(str.strip).to_numpy()
     out = out.rename(columns={"alias": "agent"})
 
-    minutes = pd.to_numeric(raw["human_minutes"], errors="coerce")
+    minutes = _numbers(raw["human_minutes"])
     bad = minutes.isna() | ~np.isfinite(minutes) | (minutes <= 0)
     if bad.any():
         raise DataError(
@@ -281,7 +282,7 @@ def _validate(raw: pd.DataFrame, label: str, weights: Weights | None) -> pd.Data
         dup = run_id.notna() & run_id.duplicated(keep=False)
         if dup.any():
             raise DataError(
-                f"{label}: run_id must be unique; {_examples(run_id[dup].unique())} repeat at "
+                f"{label}: run_id must be unique; {_examples(run_id[dup])} repeat at "
                 f"{_rows(raw, dup)}."
             )
         out["run_id"] = run_id.fillna(pd.Series(raw["_line"].map(lambda n: f"line-{n}"))).to_numpy()
@@ -301,11 +302,11 @@ def _validate(raw: pd.DataFrame, label: str, weights: Weights | None) -> pd.Data
         column = WEIGHT_COLUMNS.get(weights, weights)
         if column not in raw.columns or column.startswith("_"):
             numeric = [c for c in raw.columns if not c.startswith("_")
-                       and pd.to_numeric(raw[c], errors="coerce").notna().all()]
+                       and _numbers(raw[c]).notna().all()]
             raise DataError(f"{label}: --weights {weights} needs the column '{column}', which is absent. Use "
                             f"{' or '.join(WEIGHT_COLUMNS)} (METR's task weights) or a numeric column of the file: "
                             f"{', '.join(numeric) or 'none'}.")
-        w = pd.to_numeric(raw[column], errors="coerce")
+        w = _numbers(raw[column])
         bad = w.isna() | ~np.isfinite(w) | (w < 0)
         if bad.any():
             raise DataError(
@@ -325,6 +326,27 @@ def _validate(raw: pd.DataFrame, label: str, weights: Weights | None) -> pd.Data
             f"several families at {_rows(out, mask)}."
         )
     return out
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """Each value as a float: numbers and numeric strings; NaN for anything else (None, bools,
+    lists, objects, text), which the caller reports."""
+    def one(v: object) -> float:
+        if isinstance(v, (bool, np.bool_)):
+            return math.nan
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            try:
+                return float(v)
+            except OverflowError:  # an integer beyond float's range
+                return math.nan
+        if isinstance(v, str):
+            try:
+                return float(v)
+            except ValueError:
+                return math.nan
+        return math.nan
+
+    return values.map(one).astype(float)
 
 
 def _is_missing(value: object) -> bool:

@@ -200,3 +200,15 @@ def test_a_binary_file_a_human_only_file_and_a_truncated_line_get_one_clear_para
     truncated.write_text('{"task_id": "a", "alias": "b\n')
     with pytest.raises(DataError, match=r"line 1: not valid JSON \(Unterminated string starting at column 27\)"):
         load_runs(truncated)
+
+
+def test_values_of_the_wrong_json_type_are_data_errors_not_tracebacks(write_runs):
+    """Found by the loader's property test (tests/test_loader_fuzz.py), kept as a regular test: a list
+    where a name belongs made pandas raise 'unhashable type: list'; a list, a bool or an integer too
+    large for a float where a number belongs is refused the same way."""
+    row = {"task_id": "f/t1", "task_family": "f", "alias": "a", "human_minutes": 2.0, "score_binarized": 1}
+    with pytest.raises(DataError, match=r"column 'task_id' must be a non-empty string; bad value\(s\) \[\]"):
+        load_runs(write_runs([{**row, "task_id": []}]))
+    for bad in ([1.5], True, 10**309):
+        with pytest.raises(DataError, match="column 'human_minutes' must be a finite number > 0"):
+            load_runs(write_runs([{**row, "human_minutes": bad}]))
