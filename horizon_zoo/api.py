@@ -194,12 +194,17 @@ def compare(
     run_dir = new_run_dir(run_name, runs_root, out) if write else None
     manifest = _begin_run(run_dir, run_name, command, data, zoo, settings, backend, skipped=skipped)
     fits: dict[str, Fit] = {}
-    failed: dict[str, str] = {}
+    errors: dict[str, HorizonZooError] = {}
     with _marked_if_interrupted(run_dir, manifest, completed=fits):
-        _fit_zoo(zoo, data, settings, backend, run_dir, fits, failed, jobs=jobs, progress=progress)
+        _fit_zoo(zoo, data, settings, backend, run_dir, fits, errors, jobs=jobs, progress=progress)
     fits = {m.name: fits[m.name] for m in zoo if m.name in fits}  # zoo order, however the fits finished
+    failed = {name: str(exc) for name, exc in errors.items()}
     if not fits:
-        raise HorizonZooError("every model failed; see the messages above.")
+        # exit with the failures' own code (4 when the backend failed every time, as documented)
+        kinds = {type(exc) for exc in errors.values()}
+        error_type = kinds.pop() if len(kinds) == 1 else HorizonZooError
+        raise error_type("every model failed: "
+                         + "; ".join(f"{name}: {message.splitlines()[0]}" for name, message in failed.items()))
     loos, checks = _compare_checks(fits, data, run_dir)
     loo_table = loo_compare({n: f.idata for n, f in fits.items()}, refit=_refitters(fits, data, settings, backend),
                             max_refits=reloo_max, loos=loos)
@@ -274,7 +279,7 @@ def headline(result: CompareResult) -> tuple[list[str], pd.DataFrame]:
 
 
 def _fit_zoo(zoo: list[ZooModel], data: RunData, settings: SamplerSettings, backend: str,
-             run_dir: Path | None, fits: dict[str, Fit], failed: dict[str, str], *, jobs: int,
+             run_dir: Path | None, fits: dict[str, Fit], failed: dict[str, HorizonZooError], *, jobs: int,
              progress: bool) -> None:
     """Fit each model into ``fits`` (or its error into ``failed``), reusing completed fits in ``run_dir``.
 
@@ -314,23 +319,23 @@ def _fit_zoo(zoo: list[ZooModel], data: RunData, settings: SamplerSettings, back
 
 
 def _fit_or_error(model: ZooModel, data: RunData, settings: SamplerSettings, backend: str,
-                  run_dir: Path | None, progress: bool) -> tuple[ZooModel, Fit | str, float]:
+                  run_dir: Path | None, progress: bool) -> tuple[ZooModel, Fit | HorizonZooError, float]:
     """One model's fit (saved into ``run_dir``), or its error message when it fails (one broken
     model should not sink the comparison), with the seconds it took. Top level so that worker
     processes can run it."""
     start = time.perf_counter()
     try:
-        result: Fit | str = fit_model(model, data, settings=settings, backend=backend,
-                                      out_dir=run_dir / "fits" if run_dir else None, progress=progress)
+        result: Fit | HorizonZooError = fit_model(model, data, settings=settings, backend=backend,
+                                                  out_dir=run_dir / "fits" if run_dir else None, progress=progress)
     except HorizonZooError as exc:
-        result = str(exc)
+        result = exc
     return model, result, time.perf_counter() - start
 
 
-def _record_fit(model: ZooModel, result: Fit | str, seconds: float, position: Mapping[str, int],
-                fits: dict[str, Fit], failed: dict[str, str]) -> None:
+def _record_fit(model: ZooModel, result: Fit | HorizonZooError, seconds: float, position: Mapping[str, int],
+                fits: dict[str, Fit], failed: dict[str, HorizonZooError]) -> None:
     i, n = position[model.name], len(position)
-    if isinstance(result, str):
+    if isinstance(result, HorizonZooError):
         failed[model.name] = result
         log.error("%s failed: %s", model.name, result)
         return

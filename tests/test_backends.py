@@ -20,9 +20,21 @@ BACKENDS = [b for b in ("pystan", "cmdstanpy") if b in available_backends()]
 stan = pytest.mark.stan
 
 
-def test_auto_backend_prefers_cmdstan_when_installed():
-    expected = "cmdstanpy" if cmdstan_available() else "pystan"
+@pytest.mark.parametrize("cmdstan, pystan, expected", [(True, True, "cmdstanpy"), (False, True, "pystan"),
+                                                        (True, False, "cmdstanpy")])
+def test_auto_backend_prefers_cmdstan_when_installed(cmdstan, pystan, expected, monkeypatch):
+    """Each installation state set explicitly (the old test computed its expectation with the code's
+    own branching, so it could not fail)."""
+    monkeypatch.setattr("horizon_zoo.backends.cmdstan_available", lambda: cmdstan)
+    monkeypatch.setattr("horizon_zoo.backends.pystan_available", lambda: pystan)
     assert resolve_backend("auto") == expected
+
+
+def test_no_backend_at_all_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr("horizon_zoo.backends.cmdstan_available", lambda: False)
+    monkeypatch.setattr("horizon_zoo.backends.pystan_available", lambda: False)
+    with pytest.raises(BackendError, match="no Stan backend: install pystan"):
+        resolve_backend("auto")
 
 
 def test_forcing_a_missing_backend_is_a_clear_error():

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from horizon_zoo.cli import main
-from tests.conftest import REPO
+from tests.conftest import REPO, make_runs
 from tests.test_data import BAD_INPUTS
 
 
@@ -215,3 +215,59 @@ def test_hostile_commands_exit_with_a_message_and_write_nothing(case, argv, code
     for fragment in fragments:
         assert fragment in message, (fragment, err)
     assert not (tmp_path / "runs").exists(), "nothing may be written for a rejected command"
+
+
+# --- exit codes 4 and 5 (issue 36: no test checked them) ------------------------------------------
+
+
+def test_a_backend_that_is_not_available_exits_4(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("horizon_zoo.backends.cmdstan_available", lambda: False)
+    assert main(["fit", "--models", "logistic", "--backend", "cmdstanpy"]) == 4
+    err = capsys.readouterr().err
+    assert "backend 'cmdstanpy' is not available: CmdStan is not installed" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.stan
+def test_every_model_failing_in_the_backend_exits_4_with_each_cause(tmp_path, write_runs, capsys):
+    broken = REPO / "tests" / "stan_programs" / "never_initialises.stan"
+    runs = write_runs(make_runs(n_agents=3, n_tasks=8, runs_per_cell=3))
+    code = main(["fit", "--models", str(broken), "--runs", str(runs), "--chains", "1", "--warmup", "50", "--draws", "50",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "every model failed: never_initialises:" in err and "Initialization failed" in err
+
+
+@pytest.mark.stan
+def test_strict_exits_5_when_a_fit_fails_its_diagnostics_and_0_without_strict(tmp_path, write_runs, capsys):
+    # one chain of 30 draws: bulk ESS far below 100, a failing verdict
+    runs = write_runs(make_runs(n_agents=2, n_tasks=6, runs_per_cell=2))
+    argv = ["fit", "--models", "bradley_terry", "--runs", str(runs), "--chains", "1", "--warmup", "30", "--draws", "30"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--strict", "--out", str(tmp_path / "b")]) == 5
+    assert "--strict: diagnostics failed for bradley_terry" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("8h,40h,167h", {"8 h": 480.0, "40 h": 2400.0, "167 h": 10020.0}),
+    ("90s,30min,2d,1w", {"90 s": 1.5, "30 min": 30.0, "2 d": 2880.0, "1 w": 10080.0}),
+    ("1.5h, 45 m", {"1.5 h": 90.0, "45 m": 45.0}),
+])
+def test_forecast_thresholds_are_read_in_their_units(text, expected):
+    """Issue 36: the horizons test checked the thresholds' labels, not their minutes."""
+    from horizon_zoo.cli import _thresholds
+
+    assert _thresholds(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["8", "8 hours", "h", "-2h", ""])
+def test_forecast_thresholds_without_a_unit_are_refused(text):
+    import argparse
+
+    from horizon_zoo.cli import _thresholds
+
+    with pytest.raises(argparse.ArgumentTypeError, match="--thresholds"):
+        _thresholds(text)

@@ -24,9 +24,16 @@ def test_task_folds_partition_tasks_and_mix_families_and_lengths():
     held = [t for f in folds for t in f.groups]
     assert sorted(held) == sorted(data.tasks["task_id"]) and len(held) == len(set(held))
     family = data.tasks.set_index("task_id")["task_family"]
+    minutes = data.tasks.set_index("task_id")["human_minutes"]
     for fold in folds:
         assert len({family[t] for t in fold.groups}) == 2  # both families in every fold
         assert len(fold.groups) == 6
+        # stratified by length: within a family (12 tasks), tasks sorted by length are dealt round-robin
+        # over the 4 folds, so each fold holds one task from each third of every family's lengths
+        for fam in ("fam0", "fam1"):
+            ranks = sorted(minutes[t] for t in family.index[family == fam])
+            held = sorted(ranks.index(minutes[t]) // 4 for t in fold.groups if family[t] == fam)
+            assert held == [0, 1, 2], (fold, fam, held)
 
 
 def test_family_and_agent_folds_and_cell_masks():
@@ -274,3 +281,14 @@ def test_joint_elpd_is_the_log_predictive_density_of_the_weighted_likelihood():
     # by hand: draw 1 gives 0.5^2 * 0.25^0, draw 2 gives 0.25^2; their mean is 0.15625
     assert joint_elpd(idata, np.array([0, 1])) == pytest.approx(np.log((0.25 + 0.0625) / 2))
     assert joint_elpd(idata, np.array([1])) == 0.0  # weight 0: exactly 0, never 0/0
+
+
+@pytest.mark.parametrize("diff, dse, decisive", [(-4.1, 2.0, True), (-3.9, 2.0, False), (-10.0, 6.0, False)])
+def test_the_cv_verdict_is_decisive_only_beyond_2_se_of_the_paired_difference(diff, dse, decisive):
+    """Issue 36: the verdict was tested only with dse = 0."""
+    table = pd.DataFrame({"scheme": "task", "model": ["a", "b"], "rank": [0, 1], "elpd": [-10.0, -10.0 + diff],
+                          "elpd_diff": [0.0, diff], "dse": [0.0, dse]})
+    sentence = verdicts(table)[0]
+    assert f"b is {-diff:.1f} elpd behind (dSE {dse:.1f})" in sentence
+    assert ("more than 2 SE: a clear difference." in sentence) is decisive
+    assert ("within 2 SE: not decisive." in sentence) is not decisive

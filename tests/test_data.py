@@ -88,7 +88,7 @@ BAD_INPUTS = [
     ("duplicate run id", _bad(make_runs(), "run_id", 4, "a0-t0-0"), {}, ["run_id must be unique", "a0-t0-0", "lines 1, 5"]),
     ("empty agent", _bad(make_runs(), "alias", 2, " "), {}, ["alias", "non-empty", "line 3"]),
     ("task in two families", _bad(make_runs(), "task_family", 0, "famX"), {}, ["one task_family", "fam0/task0"]),
-    ("inconsistent minutes", _bad(make_runs(), "human_minutes", 1, 100.0), {}, ["same for every run", "fam0/task0", "factor 2"]),
+    ("inconsistent minutes", _bad(make_runs(), "human_minutes", 1, 100.0), {}, ["same for every run", "fam0/task0", "more than a factor 2 ("]),
     ("unknown agent filter", make_runs(), {"include_agents": ["agent9"]}, ["--agents", "agent9", "agent0"]),
     ("agent loses all runs", make_runs(), {"include_agents": ["agent0"], "task_sources": ["src9"]}, ["--task-sources", "src9"]),
     ("agent with no runs after filtering", make_runs(),
@@ -212,3 +212,21 @@ def test_values_of_the_wrong_json_type_are_data_errors_not_tracebacks(write_runs
     for bad in ([1.5], True, 10**309):
         with pytest.raises(DataError, match="column 'human_minutes' must be a finite number > 0"):
             load_runs(write_runs([{**row, "human_minutes": bad}]))
+
+
+def test_the_default_minutes_ratio_merges_up_to_a_factor_2_and_rejects_beyond(write_runs):
+    """Issue 36: the default --max-minutes-ratio at its boundary (a message fragment alone also
+    matched a ten times looser ratio)."""
+    runs = make_runs(n_agents=1, n_tasks=4, runs_per_cell=2)
+    first = runs.index[runs["task_id"] == "fam0/task2"][0]
+    base = runs.loc[first, "human_minutes"]
+    merged = runs.copy()
+    merged.loc[first, "human_minutes"] = base * 2.0  # exactly the default ratio: merged, with a warning
+    data = load_runs(write_runs(merged))
+    assert data.tasks.set_index("task_id").loc["fam0/task2", "human_minutes"] == pytest.approx(base * 2 ** 0.5)
+    assert any("fam0/task2" in w for w in data.warnings)
+    beyond = runs.copy()
+    beyond.loc[first, "human_minutes"] = base * 2.02
+    with pytest.raises(DataError, match=r"1 task\(s\) differ by more than a factor 2 \(fam0/task2"):
+        load_runs(write_runs(beyond))
+    assert len(load_runs(write_runs(beyond), max_minutes_ratio=2.1).tasks) == 4

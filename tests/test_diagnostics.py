@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import arviz_base as azb
 import numpy as np
+import pytest
 
 from horizon_zoo.diagnostics import diagnose
 
@@ -62,3 +63,42 @@ def test_the_worst_element_is_named_by_its_coordinate():
     d = fit(separated=False, ar=0.9)  # AR(1) draws: bulk ESS ~200 of 4000, every theta ~4000
     assert d.min_ess_bulk_at == "sigma" and d.max_rhat_at == "sigma"
     assert any(p.startswith("bulk ESS") and p.endswith("(sigma)") for p in d.problems)
+
+
+def _judged(**values):
+    """A Diagnostics with given numbers, judged for 4 chains (the default)."""
+    from horizon_zoo.diagnostics import Diagnostics, _judge
+
+    base = dict(max_rhat=1.001, min_ess_bulk=5000.0, min_ess_tail=5000.0, divergences=0, treedepth_hits=0,
+                min_ebfmi=1.0, draws=4000)
+    d = Diagnostics(**{**base, **values})
+    _judge(d, chains=4)
+    return d
+
+
+
+
+@pytest.mark.parametrize("values, verdict, fragment", [
+    ({"max_rhat": 1.0099}, "pass", None),
+    ({"max_rhat": 1.0100}, "warn", "R-hat 1.010 >= 1.01"),
+    ({"max_rhat": 1.0499}, "warn", "R-hat 1.050 >= 1.01"),
+    ({"max_rhat": 1.0500}, "fail", "R-hat 1.050 >= 1.05"),
+    ({"min_ess_bulk": 400.0}, "pass", None),  # 100 per chain x 4 chains
+    ({"min_ess_bulk": 399.0}, "warn", "bulk ESS 399 < 400"),
+    ({"min_ess_tail": 399.0}, "warn", "tail ESS 399 < 400"),
+    ({"min_ess_bulk": 100.0}, "warn", "bulk ESS 100 < 400"),
+    ({"min_ess_bulk": 99.0}, "fail", "bulk ESS 99 < 100"),
+    ({"min_ess_tail": 99.0}, "fail", "tail ESS 99 < 100"),
+    ({"divergences": 1}, "fail", "1 divergent transitions"),
+    ({"treedepth_hits": 1}, "warn", "1 transitions hit the maximum tree depth"),
+    ({"min_ebfmi": 0.30}, "pass", None),
+    ({"min_ebfmi": 0.29}, "warn", "E-BFMI 0.29 < 0.3"),
+], ids=lambda v: str(v) if not isinstance(v, dict) else ",".join(f"{k}={x}" for k, x in v.items()))
+def test_each_threshold_changes_the_verdict_exactly_at_its_boundary(values, verdict, fragment):
+    """Issue 36: the verdict was tested only far from its thresholds (an R-hat of 2.28)."""
+    d = _judged(**values)
+    assert d.verdict == verdict, d.problems
+    if fragment is None:
+        assert d.problems == []
+    else:
+        assert any(p.startswith(fragment) for p in d.problems), d.problems

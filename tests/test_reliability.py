@@ -73,10 +73,15 @@ def test_valid_but_degenerate_data_fit_with_warnings(tmp_path, capsys, write_run
     assert "Claude 🐙 Ünïcødé (新)" in report and "succeeded on every one" in report
     horizons = pd.read_csv(tmp_path / "both" / "tables" / "horizons.csv")
     assert "Claude 🐙 Ünïcødé (新)" in set(horizons["agent"])
-    # agent1's horizon is bounded below only: the table says so instead of giving a number
+    # agent1 never fails: its data bound its horizon from below only, so its p50 lies above the
+    # longest task it succeeded on (the posterior's upper tail is the prior's); the lower bound holds
+    longest = runs.loc[runs["alias"] == "agent1", "human_minutes"].max()
+    row = horizons[(horizons["agent"] == "agent1") & (horizons["q"] == 0.5) & (horizons["curve"] == "marginal")].iloc[0]
+    assert row["median_min"] > longest and row["lo95_min"] > longest / 4
     assert main(["fit", "--model", "logistic", "--runs", str(path), "--agents", "agent1",
                  "--out", str(tmp_path / "one"), *fast]) == 0
-    assert (tmp_path / "one" / "fits" / "logistic.nc").is_file()
+    single = pd.read_csv(tmp_path / "one" / "tables" / "horizons.csv")
+    assert set(single["agent"]) == {"agent1"}
 
 
 # One chain of 20,000 + 20,000 iterations: seconds per fit on any machine, so a Ctrl-C sent when

@@ -206,6 +206,12 @@ def test_horizons_command_writes_tables_and_figures(tmp_path, write_runs):
         assert (out / "tables" / f"{stem}.csv").is_file() and (out / "tables" / f"{stem}.md").is_file()
     forecasts = pd.read_csv(out / "tables" / "forecasts.csv")
     assert set(forecasts["threshold"]) == {"8 h", "2 d"}
+    # 2 days is six times 8 hours: on a growing trend it is reached later, by log2(6) doublings
+    wide = forecasts.pivot_table(index=["q", "curve", "trend"], columns="threshold", values="median_year")
+    doubling = pd.read_csv(out / "tables" / "doubling.csv").set_index(["q", "curve", "trend"])["doubling_months"]
+    gap = (wide["2 d"] - wide["8 h"]) * 12
+    assert (gap > 0).all()
+    assert gap.to_numpy() == pytest.approx(np.log2(6) * doubling.loc[gap.index].to_numpy(), rel=0.25)
     png = out / "figures" / "trend_logistic.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (out / "summary.md").read_text()
