@@ -786,8 +786,13 @@ def trend_outputs(fits: Mapping[str, xr.DataTree], data: RunData, qs: Sequence[f
     (default: all) when ``run_dir`` is given, with an overlay when there are several.
     """
     from horizon_zoo.plots import plot_trend, plot_trend_overlay, save_figure
-    from horizon_zoo.trend import (all_trends, doubling_ratio_table, doubling_table, forecast_table,
-                                   horizon_ratio_table)
+    from horizon_zoo.trend import (
+        all_trends,
+        doubling_ratio_table,
+        doubling_table,
+        forecast_table,
+        horizon_ratio_table,
+    )
 
     parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("doubling", "doubling_ratio", "horizon_ratio",
                                                           "forecasts")}

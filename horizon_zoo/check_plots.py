@@ -35,7 +35,7 @@ def plot_calibration(calibration: pd.DataFrame, model: str, agent_order: list[st
     agents = [a for a in agents if a in set(calibration["agent"])]
     fig, axes = _grid_of_axes(len(agents))
     lo, hi = _minutes_range(calibration)
-    for ax, agent in zip(axes, agents):
+    for ax, agent in zip(axes, agents, strict=False):
         t = calibration[calibration["agent"] == agent]
         x = t["centre_minutes"].to_numpy()
         ax.vlines(x, t["lo95"], t["hi95"], color="tab:blue", alpha=0.35, lw=5, label="replicated 95%")
@@ -68,7 +68,7 @@ def plot_success_curves(idata: xr.DataTree, calibration: pd.DataFrame, model: st
     fig, axes = _grid_of_axes(len(agents))
     lo, hi = _minutes_range(calibration)
     inside = (grid >= lo) & (grid <= hi)
-    for ax, agent in zip(axes, agents):
+    for ax, agent in zip(axes, agents, strict=False):
         draws = p.sel(agent=agent).values.reshape(-1, len(grid))[:, inside]
         q = np.quantile(draws, [0.025, 0.25, 0.5, 0.75, 0.975], axis=0)
         x = grid[inside]

@@ -318,8 +318,8 @@ def structure_verdicts(table: pd.DataFrame) -> list[str]:
     besides the columns of :class:`CVStructure`'s table."""
     out = []
     for stat, t in table.groupby("statistic", sort=False):
-        ok = [f"{m} (p = {p:.3f})" for m, p in zip(t["model"], t["p_value"]) if np.isfinite(p) and not flagged(p)]
-        bad = [f"{m} (p = {p:.3f})" for m, p in zip(t["model"], t["p_value"]) if flagged(p)]
+        ok = [f"{m} (p = {p:.3f})" for m, p in zip(t["model"], t["p_value"], strict=False) if np.isfinite(p) and not flagged(p)]
+        bad = [f"{m} (p = {p:.3f})" for m, p in zip(t["model"], t["p_value"], strict=False) if flagged(p)]
         scheme = "leave-family-out" if CV_SCHEME_OF[stat] == "family" else "leave-task-out"
         question = ("Do tasks of a family share a misfit" if stat == "task_block"
                     else "Does one pattern over tasks run through every agent's residuals")
@@ -472,8 +472,12 @@ def checks_summary(results: Mapping[str, CheckResult]) -> pd.DataFrame:
 def write_check_outputs(result: CheckResult, idata: xr.DataTree, directory: Path,
                         agent_order: list[str] | None = None) -> list[Path]:
     """Write the p-value and calibration tables and the four figures of one model's checks."""
-    from horizon_zoo.check_plots import (plot_calibration, plot_loo_pit, plot_residual_structure,
-                                         plot_success_curves)
+    from horizon_zoo.check_plots import (
+        plot_calibration,
+        plot_loo_pit,
+        plot_residual_structure,
+        plot_success_curves,
+    )
     from horizon_zoo.plots import save_figure
     from horizon_zoo.rundir import write_table
 

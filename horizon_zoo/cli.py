@@ -16,15 +16,15 @@ import signal
 import sys
 import textwrap
 import threading
-from typing import Any
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from horizon_zoo import __version__
 from horizon_zoo.backends import SamplerSettings, available_backends
 from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO
-from horizon_zoo.metr import DEFAULT_BOOTSTRAP, DEFAULT_REGULARIZATION
 from horizon_zoo.errors import HorizonZooError
+from horizon_zoo.metr import DEFAULT_BOOTSTRAP, DEFAULT_REGULARIZATION
 
 EXIT_DIAGNOSTICS = 5
 EXIT_INTERRUPTED = 130
@@ -632,11 +632,10 @@ def _sbc(args: argparse.Namespace, data: object, settings: SamplerSettings, comm
 
 
 def _print_horizons(result: api.HorizonsResult) -> None:  # noqa: F821
+    from horizon_zoo.api import DIAGNOSTICS_SHOWN
     from horizon_zoo.horizons import wide_horizon_table
     from horizon_zoo.rundir import markdown_table
     from horizon_zoo.trend import doubling_text
-
-    from horizon_zoo.api import DIAGNOSTICS_SHOWN
 
     print("\nDiagnostics:\n")
     print(markdown_table(result.diagnostics[DIAGNOSTICS_SHOWN]))

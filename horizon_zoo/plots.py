@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-
 import warnings
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -89,7 +88,7 @@ def plot_trend(horizons: pd.DataFrame, trends: Sequence[TrendDraws], release_dat
     qs = sorted(horizons["q"].unique())
     fig, axes = plt.subplots(1, len(qs), figsize=(6.2 * len(qs), 4.6), squeeze=False, sharey=True)
     colors = {"marginal": "tab:blue", "typical task": "tab:orange"}
-    for ax, q in zip(axes[0], qs):
+    for ax, q in zip(axes[0], qs, strict=False):
         shown = [t for t in trends if np.isclose(t.q, q)]
         for curve, color in colors.items():
             rows = horizons[(horizons["q"] == q) & (horizons["curve"] == curve)]
@@ -159,7 +158,7 @@ def plot_cv(table: pd.DataFrame) -> Figure:
                              squeeze=False)
     labels = {"cell": "PSIS-LOO: one more cell", "task": "leave tasks out", "family": "leave families out",
               "agent": "leave one agent out"}
-    for ax, scheme in zip(axes[0], schemes):
+    for ax, scheme in zip(axes[0], schemes, strict=False):
         t = table[table["scheme"] == scheme].sort_values("rank", ascending=False)
         y = np.arange(len(t))
         ax.errorbar(t["elpd_diff"], y, xerr=2 * t["dse"], fmt="o", color="tab:blue", capsize=3)

@@ -69,7 +69,7 @@ def _read_csv_dates(path: Path) -> dict[str, object]:
     if name_col is None or date_col is None:
         raise DataError(f"{path}: a release-dates CSV needs a name column (agent, alias or model) and a "
                         f"date column (release_date or date); it has {', '.join(frame.columns)}.")
-    return dict(zip(frame[name_col], frame[date_col]))
+    return dict(zip(frame[name_col], frame[date_col], strict=False))
 
 
 def _as_date(value: object) -> dt.date | None:

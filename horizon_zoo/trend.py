@@ -266,7 +266,7 @@ def months_text(months: float, lo: float, hi: float) -> str:
 def doubling_text(table: pd.DataFrame) -> list[str]:
     """``median [lo, hi]`` months for each row of :func:`doubling_table` output."""
     return [months_text(m, lo, hi)
-            for m, lo, hi in zip(table["doubling_months"], table["lo95_months"], table["hi95_months"])]
+            for m, lo, hi in zip(table["doubling_months"], table["lo95_months"], table["hi95_months"], strict=False)]
 
 
 def doubling_ratio_table(trends: Sequence[TrendDraws], numerator: float = 0.8,

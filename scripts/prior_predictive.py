@@ -44,7 +44,7 @@ def main() -> None:
     cols = 4
     rows = math.ceil(len(models) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), sharex=True, sharey=True, squeeze=False)
-    for ax, model in zip(axes.flat, models):
+    for ax, model in zip(axes.flat, models, strict=False):
         draws = sample(model, data, SamplerSettings(chains=1, warmup=300, draws=200, seed=args.seed), progress=False)
         curves = draws.variables["p_curve"][0, ::5, 0, :]  # 40 draws, first agent
         ax.plot(minutes, curves.T, color="tab:blue", alpha=0.3, lw=0.8)

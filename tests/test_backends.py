@@ -9,7 +9,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from horizon_zoo.backends import SamplerSettings, available_backends, cmdstan_available, grainsize, resolve_backend
+from horizon_zoo.backends import (
+    SamplerSettings,
+    available_backends,
+    cmdstan_available,
+    grainsize,
+    resolve_backend,
+)
 from horizon_zoo.data import load_runs
 from horizon_zoo.errors import BackendError
 from horizon_zoo.fit import fit_model, load_fit
@@ -295,14 +301,14 @@ def test_reduce_sum_slices_add_up_to_the_one_thread_likelihood(name, weighted):
     if weighted:
         data["weight"] = np.random.default_rng(0).uniform(0.2, 2.0, size=data["N"])
 
-    def build(grainsize: int):
-        return pystan_build(model.program, program_data(model, {**data, "grainsize": grainsize}), seed=1)
+    def build(slice_size: int):
+        return pystan_build(model.program, program_data(model, {**data, "grainsize": slice_size}), seed=1)
 
     one_thread = build(0)
     unconstrained, _ = random_points(one_thread, model)
     expected = [one_thread.log_prob(u) for u in unconstrained]
-    for grainsize in (1, 7):
-        threaded = build(grainsize)
+    for slice_size in (1, 7):
+        threaded = build(slice_size)
         np.testing.assert_allclose([threaded.log_prob(u) for u in unconstrained], expected, rtol=1e-10)
 
 

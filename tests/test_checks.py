@@ -8,8 +8,15 @@ import pytest
 
 from horizon_zoo import api
 from horizon_zoo.backends import SamplerSettings
-from horizon_zoo.checks import (CheckData, agent_eigen_share, calibration_table, ppc_p_value, residual_structure,
-                                task_block_statistic, uncentred_correlation)
+from horizon_zoo.checks import (
+    CheckData,
+    agent_eigen_share,
+    calibration_table,
+    ppc_p_value,
+    residual_structure,
+    task_block_statistic,
+    uncentred_correlation,
+)
 from horizon_zoo.cli import main
 from tests.conftest import family_effect_runs
 

@@ -8,9 +8,18 @@ import pytest
 
 from horizon_zoo import api
 from horizon_zoo.backends import SamplerSettings
-from horizon_zoo.cv import (PREDICTIVE_DRAWS, assemble_predictive, cross_validate, cv_compare, group_of_cells,
-                            zero_weight_groups,
-                            held_out_cells, held_out_predictive, make_folds, verdicts)
+from horizon_zoo.cv import (
+    PREDICTIVE_DRAWS,
+    assemble_predictive,
+    cross_validate,
+    cv_compare,
+    group_of_cells,
+    held_out_cells,
+    held_out_predictive,
+    make_folds,
+    verdicts,
+    zero_weight_groups,
+)
 from horizon_zoo.data import load_runs
 from horizon_zoo.registry import resolve
 from tests.conftest import family_effect_runs, make_runs
@@ -115,7 +124,7 @@ def test_compare_runs_every_cv_scheme_and_reports_them(tmp_path, write_runs, mon
     assert "Cross-validation" in (out / "report.html").read_text()
     # the calibrated residual-structure checks: both statistics from their own schemes, in-sample p beside them
     structure = pd.read_csv(out / "tables" / "checks_cv.csv")
-    assert sorted(zip(structure["statistic"], structure["scheme"])) == sorted(
+    assert sorted(zip(structure["statistic"], structure["scheme"], strict=False)) == sorted(
         [("agent_eigen_share", "task"), ("task_block", "family")] * 2)
     assert structure["p_value"].between(0, 1).all() and structure["p_in_sample"].notna().all()
     assert "Do tasks of a family share a misfit" in sentences
@@ -176,7 +185,7 @@ def test_cross_validated_residuals_are_observed_rate_minus_the_folds_predictive_
     # by hand: cell i is agent cells.agent[i] on task cells.task_id[i]; residual = successes / runs - p_mean[i]
     expected = cells["n_success"].to_numpy() / cells["n_runs"].to_numpy() - np.array([0.5, 0.0, 0.25, 1.0])
     resid = residual_matrix(d, d.y)
-    for i, (agent, task) in enumerate(zip(cells["agent"], cells["task_id"])):
+    for i, (agent, task) in enumerate(zip(cells["agent"], cells["task_id"], strict=False)):
         assert resid[data.agents.index(agent), list(data.tasks["task_id"]).index(task)] == pytest.approx(expected[i])
     # replicated residuals use the same predictive mean, draw by draw
     rep = residual_matrix(d, d.y_rep)

@@ -10,7 +10,8 @@ import pytest
 from horizon_zoo import api
 from horizon_zoo.data import load_runs
 from horizon_zoo.metr import fit_logistic, hierarchical_resamples, log2_horizon, reference, run_weights
-from tests.conftest import SHARED_DATA as SHARED, make_runs
+from tests.conftest import SHARED_DATA as SHARED
+from tests.conftest import make_runs
 
 needs_shared = pytest.mark.skipif(not (SHARED / "cyber-horizons").is_dir(), reason="../shared/data is not present")
 

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from horizon_zoo.api import CompareResult, headline
 from horizon_zoo.report import write_report

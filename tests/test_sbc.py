@@ -11,8 +11,15 @@ import pytest
 from horizon_zoo import cli
 from horizon_zoo.data import load_runs
 from horizon_zoo.registry import resolve
-from horizon_zoo.sbc import (checked_quantities, design_subset, ecdf_band, rank_of, sbc_summary, thin,
-                             uniformity)
+from horizon_zoo.sbc import (
+    checked_quantities,
+    design_subset,
+    ecdf_band,
+    rank_of,
+    sbc_summary,
+    thin,
+    uniformity,
+)
 from tests.conftest import make_runs, small_default
 
 

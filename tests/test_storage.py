@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import arviz_base as azb
 import numpy as np
-import pytest
 from scipy import stats
 
 from horizon_zoo.compare import loo

@@ -16,8 +16,13 @@ from horizon_zoo.contract import default_grid
 from horizon_zoo.data import load_runs
 from horizon_zoo.errors import DataError
 from horizon_zoo.release_dates import decimal_year, from_decimal_year, match_release_dates, read_release_dates
-from horizon_zoo.trend import (doubling_table, forecast_table, frontier_agents, horizon_ratio_table,
-                               trend_draws)
+from horizon_zoo.trend import (
+    doubling_table,
+    forecast_table,
+    frontier_agents,
+    horizon_ratio_table,
+    trend_draws,
+)
 from tests.conftest import make_runs
 
 # --- release dates -----------------------------------------------------------------------
@@ -170,7 +175,7 @@ def _trend_runs(seed: int = 3) -> tuple[pd.DataFrame, dict[str, dt.date]]:
     for agent, day in dates.items():
         log2_h50 = -3 + (decimal_year(day) - 2019.2) * 12 / DOUBLING_MONTHS
         p = 1 / (1 + np.exp(0.8 * (log2_minutes - log2_h50)))
-        for t, (lm, pt) in enumerate(zip(log2_minutes, p)):
+        for t, (lm, pt) in enumerate(zip(log2_minutes, p, strict=False)):
             for r in range(6):
                 rows.append({"run_id": f"{agent}-{t}-{r}", "task_id": f"f{t % 12}/t{t}", "task_family": f"f{t % 12}",
                              "alias": agent, "human_minutes": float(2 ** lm), "score_binarized": int(rng.random() < pt),
