@@ -1,38 +1,38 @@
 /* ---
 name: bradley_terry_noisy_duration
-title: Bradley-Terry with measurement error in task duration
+title: Bradley-Terry with a random task intercept, read as a Berkson error in task length
 hypothesis: >-
-  The Bradley-Terry contest p = inv_logit(theta_a - ln minutes_true) holds with slope 1, but
-  the recorded human time is a noisy measurement of the task's true length:
-  log_minutes_true[t] ~ normal(log_minutes[t], sigma_dur). Regressing on the noisy length
-  attenuates the slope, which is why fitted logistic slopes come out a little below 1 in
-  natural-log units. p_curve is the curve against recorded length (noise integrated out);
-  p_curve_typical is the curve against true length.
+  The Bradley-Terry contest p = inv_logit(theta_a - ln m_t), slope 1 in natural-log minutes, where a task's
+  effective length is its recorded human time times a log-normal factor, ln m_t ~ normal(ln recorded_t,
+  sigma_dur): a Berkson error (the truth scatters around the record). With slope 1 this is exactly
+  Bradley-Terry plus an independent random task intercept of sd sigma_dur, so sigma_dur takes up all task
+  difficulty that length does not explain, not only error in human times: it is not an estimate of how far
+  human times are off. Averaged over the intercept the curve against recorded length is flatter than slope 1
+  (a logistic averaged over a normal effect), not the classical errors-in-variables attenuation (errors on
+  the recorded side). p_curve: against recorded length, intercept integrated out; p_curve_typical: intercept 0.
 source: >-
-  Errors-in-variables attenuation (e.g. Carroll et al. 2006, Measurement Error in Nonlinear
-  Models) applied to the Bradley-Terry reading of METR's time horizons (arXiv:2503.14499).
-  The optional larger noise for estimated (not baselined) human times is not modelled: the
-  data contract has no human_source.
-keywords: [bradley-terry, measurement-error, errors-in-variables]
+  Bradley-Terry reading of METR's horizons (arXiv:2503.14499) with a Berkson error (Berkson 1950), i.e. a random
+  item intercept (De Boeck & Wilson 2004); the classical form (recorded ~ normal(true, sigma)) is not written.
+keywords: [bradley-terry, random-task-intercept, berkson-error]
 parameters:
-  phi[agent]: "agent ability relative to the suite-wide mean duration error, theta - shift"
-  shift: "mean over tasks of the duration errors log_minutes_true - log_minutes"
-  delta0[task]: "task's duration error minus the mean error (sums to zero over tasks)"
-  sigma_dur: "sd of recorded log duration around the true log duration"
+  phi[agent]: "agent ability relative to the tasks' mean offset, theta - shift"
+  shift: "mean over tasks of the log-length offsets ln m_t - ln recorded_t"
+  delta0[task]: "task's log-length offset minus the mean offset (sums to zero over tasks)"
+  sigma_dur: "sd of the tasks' log-length offsets: all task difficulty beyond recorded length, in log minutes"
 generated:
-  theta[agent]: "agent ability: natural log of its 50% horizon in true minutes"
-  log_minutes_true[task]: "latent true log duration of each task"
+  theta[agent]: "agent ability: natural log of its 50% horizon in effective minutes"
+  log_minutes_true[task]: "each task's effective log length, ln m_t"
 priors:
   phi: "through theta = phi + shift ~ normal(2, 4), as in bradley_terry"
-  shift: "normal(0, sigma_dur / sqrt(T)): the mean of T independent normal(0, sigma_dur) errors"
+  shift: "normal(0, sigma_dur / sqrt(T)): the mean of T independent normal(0, sigma_dur) offsets"
   delta0: >-
-    the zero-sum part of T independent normal(0, sigma_dur) errors, so that the errors
-    log_minutes_true - log_minutes = shift + delta0 are exactly independent normal(0, sigma_dur)
-    as the hypothesis states. Why split them: shifting every true duration and every ability by
-    the same amount leaves the likelihood unchanged, and sampling that direction through theta
-    and log_minutes_true directly gave R-hat 1.03 on metr-early; here the likelihood involves
-    only phi and delta0, and shift only the priors
-  sigma_dur: "half-normal(0, 1): recorded times off by up to a factor e^2 at most"
+    the zero-sum part of T independent normal(0, sigma_dur) offsets, so that the offsets log_minutes_true -
+    log_minutes = shift + delta0 are exactly independent normal(0, sigma_dur) as the hypothesis states. Why split
+    them: shifting every true duration and every ability by the same amount leaves the likelihood unchanged, and
+    sampling that direction through theta and log_minutes_true directly gave R-hat 1.03 on metr-early; here the
+    likelihood involves only phi and delta0, and shift only the priors
+  sigma_dur: >-
+    half-normal(0, 1): below 1.96 with prior probability 95%, an sd of offsets up to a factor e^1.96, about 7
 --- */
 data {
   int<lower=1> N;                             // binomial cells (agent x task)
