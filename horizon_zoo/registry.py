@@ -71,8 +71,9 @@ class ZooModel:
     @property
     def program(self) -> str:
         """The Stan program the backends compile: the file with its header comment blanked out
-        (the same number of lines, so compiler messages keep their line numbers). A header edit,
-        such as a reworded prior, then neither recompiles the program nor invalidates cached fits."""
+        (the same number of lines, so compiler messages keep their line numbers). A header edit
+        within the header's lines, such as a reworded prior, then neither recompiles the program
+        nor invalidates cached fits; one that changes the number of lines does both once."""
         match = HEADER_RE.match(self.code)
         if match is None:
             return self.code
