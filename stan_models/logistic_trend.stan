@@ -24,9 +24,8 @@ generated:
   doubling_months: "months per doubling of the trend's 50% horizon (12 / trend_slope)"
 priors:
   trend_level: >-
-    normal(centre, 5), centre the log2 of the suite's geometric-mean length: the horizon of a
-    mid-range agent is within 5 doublings (x32) of the typical task with prior probability 68%,
-    within 9.8 with 95%
+    normal(centre, 5), centre the log2 geometric-mean length of the suite: a mid-range agent's horizon is
+    within 5 doublings (x32) of the typical task with prior probability 68%, within 9.8 with 95%
   trend_slope: >-
     normal(0, 2): no trend at the centre; doubling every 3 months to halving every 3 months
     within 95%, so METR's 7-month doubling (1.7 per year) is well inside
