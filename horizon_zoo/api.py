@@ -34,7 +34,7 @@ from horizon_zoo.errors import DataError, HorizonZooError
 from horizon_zoo.fit import Fit, fit_model, settings_for
 from horizon_zoo.horizons import DEFAULT_QS, check_qs, horizon_table, wide_horizon_table
 from horizon_zoo.metr import DEFAULT_BOOTSTRAP, DEFAULT_REGULARIZATION, MetrReference
-from horizon_zoo.registry import ZooModel, discover, resolve
+from horizon_zoo.registry import ZooModel, discover, reference_model, resolve
 from horizon_zoo.release_dates import match_release_dates, read_release_dates
 from horizon_zoo.rundir import atomic_write_text, new_run_dir, write_table
 from horizon_zoo.simulate import DEFAULT_SEED, default_release_dates, default_runs
@@ -222,7 +222,7 @@ def compare(
         best = str(loo_table.iloc[0]["model"])
         try:
             trend = trend_outputs({n: f.idata for n, f in fits.items()}, data, qs, horizons, run_dir=run_dir,
-                                  figure_models=[best, "logistic"])
+                                  figure_models=[m for m in (best, reference_model(zoo)) if m])
         except ValueError as exc:  # the fits and tables above stay valid without the trend
             log.error("trend over release dates failed: %s", exc)
             trend = {}
@@ -265,7 +265,8 @@ def headline(result: CompareResult) -> tuple[list[str], pd.DataFrame]:
         from horizon_zoo.trend import months_text
 
         rows = result.doubling[(result.doubling["q"] == 0.5) & (result.doubling["curve"] == "marginal")]
-        for model in dict.fromkeys([best, "logistic"]):
+        for model in dict.fromkeys(m for m in (best, reference_model(f.model for f in result.fits.values()
+                                                                       if f is not None)) if m):
             r = rows[rows["model"] == model]
             if len(r):
                 r = r.iloc[0]
@@ -672,6 +673,7 @@ def _manifest(command: str | None, data: RunData, zoo: list[ZooModel], settings:
         "data": {"source": data.source, "fingerprint": data.fingerprint(),
                  "weighted": bool(not np.allclose(data.cells["weight"], 1.0))},
         "models": {m.name: m.sha256 for m in zoo},
+        "reference_model": reference_model(zoo),
         "backend": backend,
         "settings": settings.as_dict(),
         "grid_minutes": [float(x) for x in np.exp(default_grid()[[0, -1]])],

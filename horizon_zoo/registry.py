@@ -36,6 +36,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,17 @@ class ZooModel:
         for var in GENERATED + OPTIONAL_GENERATED:
             out[var.name] = list(var.dims)
         return out
+
+
+# The keyword that marks the zoo's reference model (METR's logistic): the model every report shows
+# beside the best one and every comparison is read against. A header says it, not the Python.
+REFERENCE_KEYWORD = "reference"
+
+
+def reference_model(models: Iterable[ZooModel]) -> str | None:
+    """The name of the model whose header keywords include ``reference``, if one of ``models`` does."""
+    marked = [m.name for m in models if REFERENCE_KEYWORD in m.header.get("keywords", [])]
+    return marked[0] if marked else None
 
 
 def default_models_dir() -> Path:

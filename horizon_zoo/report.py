@@ -138,6 +138,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
 
     loo = _read(run_dir, "loo")
     best = str(loo.iloc[0]["model"]) if loo is not None and len(loo) else None
+    reference = manifest.get("reference_model")  # the model the header marks as the reference
     figures = run_dir / "figures"
     if (run_dir / "headline.md").is_file():
         doc.heading("Headline")
@@ -205,7 +206,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         doc.para(CV_STRUCTURE_NOTE, note=True)
         doc.table(structure[[c for c in ("model", "statistic", "scheme", "observed", "replicated_median", "lo95",
                                           "hi95", "p_value", "flagged", "p_in_sample") if c in structure.columns]])
-        shown = [m for m in dict.fromkeys([best, "logistic"]) if m in set(structure["model"])]
+        shown = [m for m in dict.fromkeys([best, reference]) if m in set(structure["model"])]
         for model in shown:
             path = figures / f"residuals_cv_{model}.png"
             if path.is_file():
@@ -231,8 +232,8 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
                      "ones (section 'Residual structure, cross-validated') to judge residual structure.", note=True)
         doc.table(checks, collapsed=f"p-values of every check, {len(checks)} models (click to open)")
         shown = [best] if best else list(checks["model"])[:1]
-        if "logistic" in set(checks["model"]) and "logistic" not in shown:
-            shown.append("logistic")
+        if reference in set(checks["model"]) and reference not in shown:
+            shown.append(reference)
         for model in shown:
             for kind, caption in (("residuals", "residual structure"), ("calibration", "calibration by length"),
                                   ("curves", "success curves"), ("loo_pit", "LOO-PIT and Pareto k")):

@@ -8,7 +8,7 @@ hypothesis: >-
 source: >-
   Kwa, West, Becker et al. (2025), "Measuring AI Ability to Complete Long Tasks", METR,
   arXiv:2503.14499.
-keywords: [logistic, metr, per-agent]
+keywords: [logistic, metr, per-agent, reference]
 parameters:
   alpha[agent]: "log-odds of success on a task of the suite's mean log2 length"
   beta[agent]: "change in log-odds of success per doubling of task length (negative when longer is harder)"

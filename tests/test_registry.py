@@ -43,7 +43,8 @@ def test_a_new_model_file_appears_in_the_zoo(tmp_path):
 @pytest.mark.parametrize("edit, fragment", [
     (lambda c: c[c.index("--- */") + 6:], "no header block"),
     (lambda c: c.replace("name: logistic", "name: other"), "differs from the file name"),
-    (lambda c: c.replace("keywords: [logistic, metr, per-agent]", "keywords: logistic"), "'keywords' must be a list"),
+    (lambda c: c.replace("keywords: [logistic, metr, per-agent, reference]", "keywords: logistic"),
+     "'keywords' must be a list"),
     (lambda c: c.replace("  beta[agent]:", "  slope[agent]:"), "does not document beta"),
     (lambda c: c.replace("  beta: >-", "  gamma: >-"), "does not state the prior of beta"),
     (lambda c: c.replace("alpha ~ normal(0, 2.5);", "alpha ~ normal(0, 2.5)"), "does not compile"),
@@ -108,3 +109,13 @@ def test_the_compiled_program_is_the_file_without_its_header_and_header_prose_ch
     assert load_model(path).sha256 != model.sha256
     path.write_text(code.replace("alpha ~ normal(0, 2.5);", "alpha ~ normal(0, 3);"))
     assert load_model(path).sha256 != model.sha256
+
+
+def test_the_reference_model_is_marked_by_its_header_not_by_python(tmp_path):
+    from horizon_zoo.registry import reference_model
+
+    assert reference_model(discover().values()) == "logistic"
+    code = (ZOO / "bradley_terry.stan").read_text().replace("name: bradley_terry", "name: other")
+    (tmp_path / "other.stan").write_text(code.replace("keywords: [", "keywords: [reference, ", 1))
+    (tmp_path / "logistic.stan").write_text((ZOO / "logistic.stan").read_text().replace(", reference]", "]"))
+    assert reference_model(discover(tmp_path).values()) == "other"
