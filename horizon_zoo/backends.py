@@ -791,8 +791,13 @@ def _cast_ints(model: ZooModel, variables: dict[str, np.ndarray]) -> dict[str, n
 
 
 def _cast_stats(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Sampler statistics as (chain, draw) arrays of ArviZ's types, whichever backend gave them
+    (PyStan's carry a trailing axis of length 1, which became an extra ``<stat>_dim_0`` dim)."""
     out = {}
     for name, values in stats.items():
+        values = np.asarray(values)
+        if values.ndim == 3 and values.shape[-1] == 1:
+            values = values[..., 0]
         if name == "diverging":
             out[name] = values.astype(bool)
         elif name in _INT_STATS:

@@ -150,12 +150,35 @@ def uniformity_table(rows: pd.DataFrame) -> pd.DataFrame:
     for (model, stat, kind), t in rows.groupby(["model", "statistic", "kind"], sort=False):
         p = t["p_value"].to_numpy(dtype=float)
         p = p[np.isfinite(p)]
+        iqr = float(np.subtract(*np.quantile(p, [0.75, 0.25]))) if p.size else np.nan
         out.append({"model": model, "statistic": stat, "kind": kind, "sims": int(p.size),
                     "ks_p": float(stats.kstest(p, "uniform").pvalue) if p.size else np.nan,
                     "share_flagged": float(np.mean((p < 0.025) | (p > 0.975))) if p.size else np.nan,
-                    "mean_p": float(p.mean()) if p.size else np.nan,
-                    "min_p": float(p.min()) if p.size else np.nan, "max_p": float(p.max()) if p.size else np.nan})
+                    "mean_p": float(p.mean()) if p.size else np.nan, "iqr_p": iqr,
+                    "min_p": float(p.min()) if p.size else np.nan, "max_p": float(p.max()) if p.size else np.nan,
+                    "shape": shape_of(p)})
     return pd.DataFrame(out)
+
+
+def shape_of(p: np.ndarray) -> str:
+    """How p-values simulated under the model depart from uniform, in words: ``uniform`` (a KS test
+    at 5% finds nothing), ``conservative`` (bunched in the middle: flags rarer than nominal, so a
+    flag is strong evidence and its absence weak), ``pinned high`` / ``pinned low`` (most beyond
+    0.9 / below 0.1: the check cannot see what it tests), else ``skewed``."""
+    from scipy import stats
+
+    p = p[np.isfinite(p)]
+    if p.size == 0:
+        return "n/a"
+    if stats.kstest(p, "uniform").pvalue >= 0.05:
+        return "uniform"
+    if np.mean(p > 0.9) > 0.5:
+        return "pinned high"
+    if np.mean(p < 0.1) > 0.5:
+        return "pinned low"
+    if np.subtract(*np.quantile(p, [0.75, 0.25])) < 0.5 and np.mean((p < 0.025) | (p > 0.975)) <= 0.05:
+        return "conservative"
+    return "skewed"
 
 
 def plot_p_value_histograms(rows: pd.DataFrame) -> Figure:
@@ -167,9 +190,10 @@ def plot_p_value_histograms(rows: pd.DataFrame) -> Figure:
     fig, axes = plt.subplots(len(panels), 1, figsize=(7, 2.6 * len(panels)), squeeze=False)
     bins = np.linspace(0, 1, 11)
     for ax, ((model, stat), t) in zip(axes[:, 0], panels, strict=True):
-        for kind, colour in zip(KINDS, ("tab:red", "tab:blue"), strict=True):
+        for kind, colour, style in zip(KINDS, ("tab:red", "tab:blue"), ("bar", "step"), strict=True):
             p = t.loc[t["kind"] == kind, "p_value"].dropna().to_numpy()
-            ax.hist(p, bins=bins, alpha=0.55, color=colour, label=f"{kind} ({p.size} sims)")
+            ax.hist(p, bins=bins, histtype=style, alpha=0.45 if style == "bar" else 1.0, lw=2.2, color=colour,
+                    label=f"{kind} ({p.size} sims)")
         n = t.loc[t["kind"] == KINDS[1], "p_value"].notna().sum()
         ax.axhline(n / (len(bins) - 1), color="0.3", ls="--", lw=1, label="uniform (calibrated)")
         ax.set_xlim(0, 1)
@@ -186,13 +210,35 @@ def study_models(models: Sequence[ZooModel], data: RunData, *, source_settings: 
                  seed: int = 0, cache: Path | None = None) -> pd.DataFrame:
     """:func:`calibration_study` of each model, after fitting it to ``data`` with ``source_settings``
     (its posterior draws generate the simulated datasets)."""
-    from horizon_zoo.fit import fit_model
-
     frames = []
     for model in models:
-        log.info("calibration of %s: fitting the source posterior (%s)", model.name, source_settings.describe())
-        source = fit_model(model, data, settings=source_settings, backend=backend, progress=False)
-        y_rep = source.idata["posterior_predictive"]["y_rep"].values
+        y_rep = source_replicates(model, data, source_settings, resolve_backend(backend), cache or default_cache_dir())
         frames.append(calibration_study(model, data, y_rep, sims=sims, folds=folds, settings=settings,
                                         backend=backend, jobs=jobs, seed=seed, cache=cache))
     return pd.concat(frames, ignore_index=True)
+
+
+def source_replicates(model: ZooModel, data: RunData, settings: SamplerSettings, backend: str, cache: Path
+                      ) -> np.ndarray:
+    """The replicated data ``y_rep`` (draws x cells) of ``model`` fitted to ``data``: the pool the
+    simulated datasets are drawn from. Cached like the rest of the study, so rebuilding its tables
+    fits nothing."""
+    from horizon_zoo.fit import fit_model
+
+    spec = json.dumps({"model": model.sha256, "data": data.fingerprint(), "settings": settings.as_dict(),
+                       "backend": backend}, sort_keys=True)
+    path = cache / f"{model.name}-source-{hashlib.sha256(spec.encode()).hexdigest()[:24]}.npy"
+    if path.is_file():
+        try:
+            return np.load(path)
+        except (OSError, ValueError) as exc:
+            log.warning("calibration cache entry %s cannot be read (%s); computing it again", path, exc)
+    log.info("calibration of %s: fitting the source posterior (%s)", model.name, settings.describe())
+    fit = fit_model(model, data, settings=settings, backend=backend, progress=False)
+    y_rep = fit.idata["posterior_predictive"]["y_rep"].values.astype(np.int16)
+    from horizon_zoo.rundir import atomic_path
+
+    cache.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, y_rep)
+    return y_rep

@@ -85,6 +85,9 @@ def test_inference_data_layout_is_the_contract(backend, tmp_path):
     assert list(dt["observed_data"]["cell_task"].values) == data.cells["task_id"].tolist()
     assert set(dt["sample_stats"].data_vars) >= {"diverging", "tree_depth", "energy", "lp", "step_size"}
     assert dt["sample_stats"]["diverging"].dtype == bool
+    # every sampler statistic is (chain, draw) on both backends (PyStan's used to carry <stat>_dim_0)
+    assert {v.dims for v in dt["sample_stats"].data_vars.values()} == {("chain", "draw")}
+    assert set(dt["sample_stats"].dims) == {"chain", "draw"}
     # y_rep never exceeds the runs of its cell
     assert np.all(dt["posterior_predictive"]["y_rep"].values <= data.cells["n_runs"].to_numpy())
     # saved and reloaded: parameters and replicates exactly, log_lik to its 6 stored significant digits
@@ -537,3 +540,16 @@ def test_no_progress_bar_is_written_when_stderr_is_not_a_terminal(tmp_path):
     assert done.returncode == 0, text[-2000:]
     assert "Sampling:" not in text and "\r" not in text
     assert len(text.splitlines()) < 40, text
+
+
+def test_sampler_statistics_are_chain_by_draw_whatever_the_backend_hands_over():
+    """Issue 29 bug 1: PyStan's statistics arrive as (chain, draw, 1), CmdStan's as (chain, draw)."""
+    from horizon_zoo.backends import _cast_stats
+
+    pystan_like = {"diverging": np.zeros((2, 5, 1)), "tree_depth": np.full((2, 5, 1), 3.0),
+                   "energy": np.ones((2, 5, 1))}
+    cmdstan_like = {k: v[..., 0] for k, v in pystan_like.items()}
+    for stats in (pystan_like, cmdstan_like):
+        out = _cast_stats(stats)
+        assert {k: v.shape for k, v in out.items()} == {k: (2, 5) for k in stats}
+        assert out["diverging"].dtype == bool and out["tree_depth"].dtype == np.int64
