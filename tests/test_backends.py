@@ -462,7 +462,7 @@ class CtrlCWhenTheDrawsAreServed:  # httpstan's gzip, as seen by its view that s
 httpstan.views.gzip = CtrlCWhenTheDrawsAreServed()
 try:
     fit_model(resolve("logistic"), load_runs(make_runs()), settings=SamplerSettings(chains=1, warmup=100, draws=300, seed=1),
-              progress=False)
+              backend="pystan", progress=False)
     sys.exit("not interrupted")
 except KeyboardInterrupt:
     print("interrupted after", round(time.monotonic() - sent[0], 1), "s")
@@ -501,11 +501,13 @@ def ctrl_c_once_a_chain_samples():
 threading.Thread(target=ctrl_c_once_a_chain_samples, daemon=True).start()
 start = time.monotonic()
 try:
-    fit_model(resolve("logistic"), data, settings=SamplerSettings(chains=1, warmup=10**6, draws=10**6), progress=False)
+    fit_model(resolve("logistic"), data, settings=SamplerSettings(chains=1, warmup=10**6, draws=10**6), backend="pystan",
+              progress=False)
     sys.exit("not interrupted")
 except KeyboardInterrupt:
     print("interrupted after", round(time.monotonic() - start), "s; chain processes left:", len(still_running(chains)))
-fit = fit_model(resolve("logistic"), data, settings=SamplerSettings(chains=2, warmup=100, draws=50, seed=1), progress=False)
+fit = fit_model(resolve("logistic"), data, settings=SamplerSettings(chains=2, warmup=100, draws=50, seed=1),
+                backend="pystan", progress=False)
 print("then a fit of", fit.idata["posterior"].sizes["chain"], "x", fit.idata["posterior"].sizes["draw"])
 """
 
