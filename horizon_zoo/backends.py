@@ -723,27 +723,47 @@ def _sample_cmdstanpy(
     except Exception as exc:
         raise BackendError(f"CmdStan could not compile {model.name}: {exc}") from None
     compiled = time.perf_counter()
+    # CmdStan writes each chain's console output beside its CSV; in a folder of our own they can be
+    # read when sampling fails (cmdstanpy's own temporary folder is gone by then).
+    scratch = None if output_dir else tempfile.TemporaryDirectory(prefix="horizon_zoo_cmdstan_")
+    csv_dir = Path(output_dir) if output_dir else Path(scratch.name)  # type: ignore[union-attr]
     try:
-        fit = compiled_model.sample(
-            data=_jsonable(data),
-            chains=settings.chains,
-            parallel_chains=max(1, min(settings.chains, (os.cpu_count() or 1) // settings.threads_per_chain)),
-            threads_per_chain=settings.threads_per_chain,
-            iter_warmup=settings.warmup,
-            iter_sampling=settings.draws,
-            thin=settings.thin,
-            seed=settings.seed,
-            adapt_delta=None if fixed_param else settings.adapt_delta,
-            max_treedepth=None if fixed_param else settings.max_treedepth,
-            adapt_init_phase=None if fixed_param else settings.init_buffer,
-            adapt_metric_window=None if fixed_param else settings.metric_window,
-            inits=[_jsonable(i) for i in inits] if inits is not None else settings.init_radius,
-            fixed_param=fixed_param,
-            output_dir=str(output_dir) if output_dir else None,
-            show_progress=progress and sys.stderr.isatty(),
-        )
+        return _cmdstan_sample(model, compiled_model, data, settings, inits, fixed_param, csv_dir, progress,
+                               {"compile_s": compiled - start, "compile_cached": float(cached)})
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+
+
+def _cmdstan_sample(model: ZooModel, compiled_model: Any, data: dict[str, Any], settings: SamplerSettings,
+                    inits: list[dict[str, Any]] | None, fixed_param: bool, csv_dir: Path, progress: bool,
+                    timings: dict[str, float]) -> Draws:
+    import cmdstanpy
+
+    start = time.perf_counter()
+    try:
+        with _logger_to_debug("cmdstanpy"):  # "Non-fatal error during sampling" by the page, otherwise
+            fit = compiled_model.sample(
+                data=_jsonable(data),
+                chains=settings.chains,
+                parallel_chains=max(1, min(settings.chains, (os.cpu_count() or 1) // settings.threads_per_chain)),
+                threads_per_chain=settings.threads_per_chain,
+                iter_warmup=settings.warmup,
+                iter_sampling=settings.draws,
+                thin=settings.thin,
+                seed=settings.seed,
+                adapt_delta=None if fixed_param else settings.adapt_delta,
+                max_treedepth=None if fixed_param else settings.max_treedepth,
+                adapt_init_phase=None if fixed_param else settings.init_buffer,
+                adapt_metric_window=None if fixed_param else settings.metric_window,
+                inits=[_jsonable(i) for i in inits] if inits is not None else settings.init_radius,
+                fixed_param=fixed_param,
+                output_dir=str(csv_dir),
+                show_progress=progress and sys.stderr.isatty(),
+            )
     except Exception as exc:
-        raise BackendError(f"CmdStan sampling of {model.name} failed: {exc}") from None
+        reason = _cmdstan_failure_reason(csv_dir)
+        raise BackendError(f"CmdStan sampling of {model.name} failed: {reason or exc}") from None
     sampled = time.perf_counter()
     chains, n_draws = settings.chains, settings.kept_draws
     variables = {}
@@ -758,9 +778,44 @@ def _sample_cmdstanpy(
         variables=_cast_ints(model, variables),
         stats=_cast_stats(stats),
         backend="cmdstanpy",
-        backend_version=_version("cmdstanpy") + f" (CmdStan {cmdstanpy.cmdstan_version()})",
-        timings={"compile_s": compiled - start, "sample_s": sampled - compiled, "compile_cached": float(cached)},
+        backend_version=f"{_version('cmdstanpy')} (CmdStan {_version_text(cmdstanpy.cmdstan_version())})",
+        timings={**timings, "sample_s": sampled - start},
     )
+
+
+def _version_text(version: Any) -> str:
+    """``2.36`` whether cmdstanpy reports the version as a tuple (2, 36) or a string."""
+    return ".".join(map(str, version)) if isinstance(version, (tuple, list)) else str(version)
+
+
+def _cmdstan_failure_reason(csv_dir: Path) -> str:
+    """The lines of CmdStan's console output that say why sampling failed (e.g. "Initialization
+    failed" and the exception behind it), from the chains' stdout files in ``csv_dir``."""
+    keys = ("Initialization failed", "Rejecting initial value", "Exception", "Error", "error")
+    lines: list[str] = []
+    for path in sorted(csv_dir.glob("*stdout*.txt")):
+        for line in path.read_text(errors="replace").splitlines():
+            line = line.strip()
+            if any(k in line for k in keys) and line not in lines:
+                lines.append(line)
+    return "\n".join(lines[-6:])
+
+
+@contextlib.contextmanager
+def _logger_to_debug(name: str) -> Iterator[None]:
+    """Send what logger ``name`` says while the block runs to this module's debug log instead."""
+    target = logging.getLogger(name)
+
+    class Forward(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            log.debug("%s: %s", name, record.getMessage())
+
+    saved = (target.propagate, list(target.handlers))
+    target.propagate, target.handlers = False, [Forward()]
+    try:
+        yield
+    finally:
+        target.propagate, target.handlers = saved
 
 
 # --- shared helpers -------------------------------------------------------------------------

@@ -69,8 +69,9 @@ def fit_model(
             f"(give --release-dates FILE); missing for {len(undated)} agent(s): {', '.join(undated[:8])}"
             + (" ..." if len(undated) > 8 else "") + ".")
     start = time.perf_counter()
-    draws = sample(model, data, settings, backend=backend, progress=progress, inits=inits,
-                   output_dir=out_dir / f"{model.name}-csv" if out_dir and backend == "cmdstanpy" else None)
+    # CmdStan's CSV files are not kept: the saved DataTree holds the draws (keeping both doubled a
+    # run directory's size)
+    draws = sample(model, data, settings, backend=backend, progress=progress, inits=inits)
     idata = to_datatree(draws, model, data, run_data)
     diagnostics = diagnose(idata, list(model.info.get("parameters", {})), settings.max_treedepth)
     info = {

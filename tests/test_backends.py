@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -555,3 +556,74 @@ def test_sampler_statistics_are_chain_by_draw_whatever_the_backend_hands_over():
         out = _cast_stats(stats)
         assert {k: v.shape for k, v in out.items()} == {k: (2, 5) for k in stats}
         assert out["diverging"].dtype == bool and out["tree_depth"].dtype == np.int64
+
+
+def _cmdstan_stand_in(monkeypatch, tmp_path, sample):
+    """cmdstanpy replaced by a stand-in whose CmdStanModel.sample is ``sample(**kwargs)``."""
+    cmdstanpy = pytest.importorskip("cmdstanpy")
+
+    class FakeModel:
+        def __init__(self, stan_file, cpp_options, stanc_options):
+            pass
+
+        def sample(self, **kwargs):
+            return sample(**kwargs)
+
+    monkeypatch.setenv("HORIZON_ZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(cmdstanpy, "CmdStanModel", FakeModel)
+    monkeypatch.setattr(cmdstanpy, "cmdstan_path", lambda: str(tmp_path))
+    monkeypatch.setattr(cmdstanpy, "cmdstan_version", lambda: (2, 36))
+    return cmdstanpy
+
+
+def test_a_cmdstan_sampling_failure_names_its_cause(monkeypatch, tmp_path):
+    """Issue 29 bug 2: the cause sat in a chain's stdout file in a folder deleted at exit, and the
+    message only said to re-run with show_console=True."""
+    from horizon_zoo import backends
+
+    def sample(output_dir, **kwargs):
+        (Path(output_dir) / "model-20261207-1-stdout.txt").write_text(
+            "Chain [1] method = sample\nRejecting initial value:\n  Log probability evaluates to log(0)\n"
+            "Initialization failed.\n")
+        raise RuntimeError("Error during sampling:\nconsider re-running with show_console=True")
+
+    _cmdstan_stand_in(monkeypatch, tmp_path, sample)
+    with pytest.raises(BackendError) as info:
+        backends.sample(discover()["bradley_terry"], small_stan_data(), SamplerSettings(chains=1, draws=5),
+                        backend="cmdstanpy", progress=False)
+    message = str(info.value)
+    assert message.startswith("CmdStan sampling of bradley_terry failed: Rejecting initial value:")
+    assert "Initialization failed." in message and "show_console" not in message
+
+
+def test_cmdstan_backend_version_messages_and_csv_files(monkeypatch, tmp_path, caplog):
+    """Issue 29 bugs 4-6: the version reads '2.36', not a tuple; CmdStan's non-fatal messages go to
+    the debug log, not the terminal; no CSV files are kept beside the saved fit."""
+    import logging
+
+    from horizon_zoo import backends
+
+    chains, draws, used = 2, 5, {}
+
+    class FakeFit:
+        def stan_variable(self, name):
+            return np.zeros((chains * draws, 3))
+
+        def method_variables(self):
+            return {"lp__": np.zeros((draws, chains, 1)), "divergent__": np.zeros((draws, chains, 1))}
+
+    def sample(output_dir, **kwargs):
+        used["dir"] = Path(output_dir)
+        (used["dir"] / "chain-1.csv").write_text("lp__\n0\n")
+        logging.getLogger("cmdstanpy").warning("Non-fatal error during sampling:\nException: normal_lpdf ...")
+        return FakeFit()
+
+    _cmdstan_stand_in(monkeypatch, tmp_path, sample)
+    with caplog.at_level("DEBUG"):
+        result = backends.sample(discover()["bradley_terry"], small_stan_data(), SamplerSettings(chains=chains,
+                                 draws=draws), backend="cmdstanpy", progress=False)
+    assert result.backend_version.endswith("(CmdStan 2.36)")
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING and "Non-fatal" in r.getMessage()]
+    assert warned == []
+    assert any(r.levelno == logging.DEBUG and "Non-fatal" in r.getMessage() for r in caplog.records)
+    assert not used["dir"].exists(), "CmdStan's CSV files are not kept"
