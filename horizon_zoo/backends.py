@@ -413,14 +413,20 @@ def _server_stops_promptly() -> Iterator[None]:
     the rest, and aiohttp's shutdown waits for that response twice, 60 s by default each time
     (measured: 121 s from Ctrl-C to KeyboardInterrupt). PyStan awaits every request it makes, so
     a request is only ever left unanswered after an interruption, when its answer is not wanted.
+
+    Also: PyStan's client session keeps aiohttp's default total timeout of 5 minutes per request,
+    and a build is one request, so a first compile on a busy machine failed with a bare
+    ``TimeoutError()`` (seen here: five models at 335-595 s with other fits running). The session
+    has no total timeout here; connecting still times out after 30 s.
     """
     import aiohttp
     import aiohttp.web
     import stan.common
 
     runner = functools.partial(aiohttp.web.AppRunner, shutdown_timeout=HTTPSTAN_SHUTDOWN_S)
+    session = functools.partial(aiohttp.ClientSession, timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
     original = stan.common.aiohttp
-    stan.common.aiohttp = _ModuleWith(aiohttp, web=_ModuleWith(aiohttp.web, AppRunner=runner))
+    stan.common.aiohttp = _ModuleWith(aiohttp, web=_ModuleWith(aiohttp.web, AppRunner=runner), ClientSession=session)
     try:
         yield
     finally:

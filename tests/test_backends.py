@@ -627,3 +627,26 @@ def test_cmdstan_backend_version_messages_and_csv_files(monkeypatch, tmp_path, c
     assert warned == []
     assert any(r.levelno == logging.DEBUG and "Non-fatal" in r.getMessage() for r in caplog.records)
     assert not used["dir"].exists(), "CmdStan's CSV files are not kept"
+
+
+@pytest.mark.skipif("pystan" not in BACKENDS, reason="PyStan is not installed")
+def test_pystans_own_client_gets_no_total_timeout_and_a_prompt_server_shutdown():
+    """Guard through PyStan's own code path (its HttpstanClient, as stan.build uses it): if PyStan
+    stops taking aiohttp from stan.common, the patches no longer take effect and this fails. The
+    default 5-minute total timeout failed first compiles on a busy machine with TimeoutError()."""
+    import asyncio
+
+    import stan.common
+
+    from horizon_zoo.backends import HTTPSTAN_SHUTDOWN_S, _server_stops_promptly
+
+    async def open_client():
+        async with stan.common.HttpstanClient() as client:
+            return client.session.timeout, client.runner
+
+    with _server_stops_promptly():
+        timeout, runner = asyncio.run(open_client())
+    assert timeout.total is None and timeout.sock_connect == 30
+    assert runner._shutdown_timeout == HTTPSTAN_SHUTDOWN_S
+    timeout, _ = asyncio.run(open_client())  # outside the block PyStan is as it was
+    assert timeout.total == 300

@@ -101,7 +101,6 @@ CLAIMS: list[tuple[str, str, str, Callable[[], str | tuple[str, ...]]]] = [
     ("logistic", "beta", "beta ~ normal(-0.7, 0.7);", _logistic_slope),
     ("logistic_ceiling", "ceiling", "ceiling ~ beta(20, 1);", lambda: _ceiling()[0]),
     ("logistic_ceiling", "guess", "guess ~ beta(1, 20);", lambda: _ceiling()[1]),
-    ("family_slopes", "tau_slope", "tau_slope ~ normal(0, 0.5);", _family_sd("tau_slope")),
     ("bradley_terry_noisy_duration", "sigma_dur", "sigma_dur ~ normal(0, 1);",
      lambda: f"below {_halfnormal_95(1):.2f} with prior probability 95%, an sd of offsets up to a factor "
              f"e^{_halfnormal_95(1):.2f}, about {math.exp(_halfnormal_95(1)):.0f}"),
