@@ -80,15 +80,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+MEANING = [
+    "What the shapes mean for reading a check on real data:",
+    "",
+    "- *uniform*: the p-value means what it says.",
+    "- *conservative* (bunched in the middle): under the model, values outside [0.025, 0.975] are "
+    "rarer than 5%, so a flagged model really leaves structure it cannot reproduce, while an "
+    "unflagged one is only weakly cleared. Posterior predictive p-values are conservative whenever "
+    "the posterior is uncertain, because the replicates carry that uncertainty and the data do not "
+    "(Meng 1994; Bayarri and Berger 2000); here the truth of each simulation is one posterior draw.",
+    "- *pinned high*: the check cannot flag that model on its own data at all (it absorbed the "
+    "structure it is asked about), so its value says nothing about the model.",
+]
+
+
 def reading(uniform: pd.DataFrame) -> list[str]:
     """One line per (model, statistic): what the two kinds of p-value did on the model's own data."""
     lines = []
     for (model, stat), t in uniform.groupby(["model", "statistic"], sort=False):
         parts = []
         for r in t.itertuples():
-            verdict = ("consistent with uniform" if r.ks_p >= 0.05 else "not uniform")
-            parts.append(f"{r.kind}: mean p {r.mean_p:.2f}, {r.share_flagged:.0%} flagged, range "
-                         f"[{r.min_p:.3f}, {r.max_p:.3f}], KS p {r.ks_p:.3f} ({verdict})")
+            parts.append(f"{r.kind}: {r.shape} (mean p {r.mean_p:.2f}, interquartile range {r.iqr_p:.2f} against "
+                         f"uniform's 0.50, {r.share_flagged:.0%} flagged, range [{r.min_p:.3f}, {r.max_p:.3f}], "
+                         f"KS p {r.ks_p:.3f})")
         lines.append(f"- `{model}`, {stat.replace('_', ' ')}: " + "; ".join(parts) + ".")
     return lines
 
@@ -98,8 +112,9 @@ def page(uniform: pd.DataFrame, study: dict, command: str) -> str:
     s = SamplerSettings(**study["settings"])
     return "\n".join([
         "# Are the residual-structure checks calibrated?", "",
-        f"Made by `.venv/bin/python {command}` on {study['date']} ({study['seconds'] / 60:.0f} min on 2 cores; "
-        f"generated, do not edit). Run file `{study['runs']}`; {study['sims']} simulated datasets per model.", "",
+        f"Made by `.venv/bin/python {command}` on {study['date']} (generated, do not edit; this run took "
+        f"{study['seconds'] / 60:.0f} min on 2 cores; fits and folds already in the study's cache are reused). "
+        f"Run file `{study['runs']}`; {study['sims']} simulated datasets per model.", "",
         "A posterior predictive p-value is evidence only if it is close to uniform on data the model itself "
         "generated. For each model: fit the run file "
         f"({study['source_settings'].get('chains', 4)} chains x {study['source_settings'].get('draws', 1000)} draws), take "
@@ -115,7 +130,7 @@ def page(uniform: pd.DataFrame, study: dict, command: str) -> str:
         "`share_flagged` the share outside [0.025, 0.975] (5% when calibrated).", "",
         markdown_table(uniform.round(3)), "",
         "![p-value histograms](check-calibration/histograms.png)", "",
-        "## Reading", "", *reading(uniform), "",
+        "## Reading", "", *reading(uniform), "", *MEANING, "",
         "Per-simulation p-values: `docs/check-calibration/p_values.csv`.", ""])
 
 
