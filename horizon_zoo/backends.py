@@ -610,10 +610,12 @@ def _sample_pystan(
     except BackendError as exc:
         if not cached:
             raise
-        # A cached module that no longer loads (built in an environment since deleted, a damaged
-        # file): remove it and build again, once; only a second failure is an error.
+        # A cached build that is unusable - a module that no longer loads (built in an environment
+        # since deleted, a damaged file) or one whose build was cut off after the module was written
+        # (a client timeout: httpstan then fails every later request for want of its stderr.log):
+        # remove it and build again, once; only a second failure is an error.
         folder = _pystan_model_directory(model.program)
-        log.warning("the compiled %s in %s cannot be loaded (%s); removing it and rebuilding", model.name,
+        log.warning("the compiled %s in %s is unusable (%s); removing it and rebuilding", model.name,
                     folder, exc.args[0].split(": ", 1)[-1].splitlines()[0])
         shutil.rmtree(folder, ignore_errors=True)
         _say(f"compiling {model.name} with PyStan (rebuilding the cached copy)", progress)
