@@ -160,7 +160,8 @@ def save_fit(result: Fit, out_dir: Path) -> tuple[Path, Path]:
 def load_fit(nc_path: str | Path) -> tuple[xr.DataTree, dict[str, Any]]:
     """Read a saved fit and its sidecar."""
     nc_path = Path(nc_path)
-    idata = xr.open_datatree(nc_path, engine="netcdf4").load()
+    with xr.open_datatree(nc_path, engine="netcdf4") as saved:  # closed: the file may be rewritten later
+        idata = saved.load()
     info = json.loads(nc_path.with_suffix(".json").read_text())
     return idata, info
 

@@ -394,14 +394,17 @@ def section_storage(run_dirs: list[Path]) -> pd.DataFrame:
                 idata, _ = load_fit(nc)
                 sizes = {}
                 for label, encoding in (("previous", old_encoding(idata)), ("compact", _compression(idata))):
-                    out = Path(tmp) / f"{label}.nc"
+                    out = Path(tmp) / f"{run_dir.name}-{nc.stem}-{label}.nc"
                     start = time.perf_counter()
                     idata.to_netcdf(out, engine="netcdf4", encoding=encoding)
                     sizes[label] = (out.stat().st_size / 1e6, time.perf_counter() - start)
-                back = xr.open_datatree(Path(tmp) / "compact.nc", engine="netcdf4").load()
+                with xr.open_datatree(Path(tmp) / f"{run_dir.name}-{nc.stem}-compact.nc", engine="netcdf4") as f:
+                    back = f.load()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     delta = abs(loo(back).elpd - loo(idata).elpd)
+                for label in ("previous", "compact"):  # one fit's copies at a time on disk
+                    (Path(tmp) / f"{run_dir.name}-{nc.stem}-{label}.nc").unlink()
                 rows.append({"run": run_dir.name, "model": nc.stem, "cells": idata["log_likelihood"].sizes["cell"],
                              "draws": idata["log_likelihood"].sizes["chain"] * idata["log_likelihood"].sizes["draw"],
                              "previous MB": sizes["previous"][0], "compact MB": sizes["compact"][0],
