@@ -167,11 +167,14 @@ def load_fit(nc_path: str | Path) -> tuple[xr.DataTree, dict[str, Any]]:
 
 
 # Pointwise and curve draws dominate a fit's file (one log_lik and y_rep per cell per draw, one
-# curve point per agent per grid point per draw): they are stored compactly. log_lik keeps 6
-# significant digits (PSIS-LOO's importance ratios change by about 1e-6 relative), the curves 5
-# (a horizon moves by far less than its Monte Carlo error), y_rep the smallest integer type that
-# holds n_runs; everything else is stored as computed (sizes before and after: docs/benchmarks.md).
-_SIGNIFICANT_DIGITS = {"log_lik": 6, "p_curve": 5, "p_curve_typical": 5}
+# curve point per agent per grid point per draw), and models with effects per task or per agent
+# and family add parameter draws of the same order. Floats are stored as float32 quantised to the
+# significant digits they need: log_lik 5 (a PSIS-LOO elpd moves by about 1e-6), the curves 4 (a
+# horizon by far less than its Monte Carlo error), other posterior draws 6 (R-hat and ESS are
+# unchanged to their printed digits); y_rep in the smallest unsigned integer that holds it;
+# sampler statistics and data as they are (sizes before and after: docs/benchmarks.md).
+_SIGNIFICANT_DIGITS = {"log_lik": 5, "p_curve": 4, "p_curve_typical": 4}
+_POSTERIOR_DIGITS = 6
 
 
 def _compression(idata: xr.DataTree) -> dict[str, dict[str, dict[str, Any]]]:
@@ -184,9 +187,9 @@ def _compression(idata: xr.DataTree) -> dict[str, dict[str, dict[str, Any]]]:
         encoding[node.path] = {}
         for name, var in node.data_vars.items():
             enc: dict[str, Any] = {"zlib": True, "complevel": 1, "shuffle": True}
-            if name in _SIGNIFICANT_DIGITS:
-                enc.update(dtype="float32", quantize_mode="GranularBitRound",
-                           significant_digits=_SIGNIFICANT_DIGITS[name])
+            digits = _SIGNIFICANT_DIGITS.get(name) or (_POSTERIOR_DIGITS if node.path == "/posterior" else None)
+            if digits and np.issubdtype(var.dtype, np.floating):
+                enc.update(dtype="float32", quantize_mode="GranularBitRound", significant_digits=digits)
             elif name == "y_rep":
                 top = int(var.max()) if var.size else 0
                 enc["dtype"] = "uint8" if top < 2**8 else "uint16" if top < 2**16 else "int32"

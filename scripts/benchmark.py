@@ -384,8 +384,18 @@ def section_storage(run_dirs: list[Path]) -> pd.DataFrame:
     from horizon_zoo.fit import _compression, load_fit
 
     def old_encoding(idata: Any) -> dict[str, Any]:
-        return {node.path: {name: {"zlib": True, "complevel": 1, "shuffle": name != "log_lik"}
-                            for name in node.data_vars} for node in idata.subtree if node.has_data}
+        # as the sampler hands them over: float64 draws, int32 replicates (a reloaded compact fit is
+        # float32, which would flatter the old encoding)
+        def one(name: str, var: Any) -> dict[str, Any]:
+            enc = {"zlib": True, "complevel": 1, "shuffle": name != "log_lik"}
+            if np.issubdtype(var.dtype, np.floating):
+                enc["dtype"] = "float64"
+            elif name == "y_rep":
+                enc["dtype"] = "int32"
+            return enc
+
+        return {node.path: {name: one(name, var) for name, var in node.data_vars.items()}
+                for node in idata.subtree if node.has_data}
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
