@@ -143,15 +143,32 @@ def cache_subdir(env_var: str, name: str) -> Path:
 
 
 def cmdstan_available() -> bool:
-    """True when CmdStanPy can find a CmdStan installation."""
+    """True when CmdStanPy can find a CmdStan installation: its own (``$CMDSTAN`` or
+    ``~/.cmdstan``), else the one ``horizon-zoo cmdstan build`` made for this environment."""
+    return cmdstan_location() is not None
+
+
+def cmdstan_location() -> str | None:
+    """The CmdStan directory the cmdstanpy backend uses, pointing CmdStanPy at the offline build
+    when it knows no other; None when there is none."""
     try:
         import cmdstanpy
-
+    except ImportError:
+        return None
+    try:
         with contextlib.redirect_stderr(io.StringIO()):
-            cmdstanpy.cmdstan_path()
-        return True
+            return str(cmdstanpy.cmdstan_path())
     except Exception:  # cmdstanpy raises ValueError, or RuntimeError on a broken install
-        return False
+        pass
+    if os.environ.get("CMDSTAN"):  # set but broken: the user asked for that one, do not replace it
+        return None
+    from horizon_zoo.cmdstan_offline import installed_build
+
+    built = installed_build()
+    if built is None:
+        return None
+    cmdstanpy.set_cmdstan_path(str(built))
+    return str(built)
 
 
 def pystan_available() -> bool:

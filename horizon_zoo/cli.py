@@ -351,6 +351,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", type=_csv_list, metavar="NAME[,NAME]", help="only these caches (names as in info)")
     p.add_argument("--older-than", type=float, metavar="DAYS", help="clear only entries unused for DAYS days")
 
+    p = sub.add_parser("cmdstan", help="build a real CmdStan offline (CmdStan's source + PyStan's toolchain)",
+                       description="build: assemble CmdStan from its release source archive (cmdstan-X.Y.Z.tar.gz, "
+                                   "no Stan inside) and the Stan headers, libraries and stanc that PyStan's httpstan "
+                                   "wheel ships; nothing is downloaded. About 10 minutes on 2 cores, once per "
+                                   "environment; --backend auto then finds it. info: which CmdStan the cmdstanpy "
+                                   "backend would use. With internet access, cmdstanpy.install_cmdstan() is the "
+                                   "usual route instead.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=("build", "info"))
+    p.add_argument("--archive", type=Path, metavar="TAR.GZ", help="CmdStan's release source archive (build)")
+    p.add_argument("--jobs", type=int, default=2, help="parallel make jobs (default 2)")
+    p.add_argument("--force", action="store_true", help="rebuild even when a finished build exists")
+
     sub.add_parser("list-models", help="list the zoo: name, hypothesis, free parameters",
                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     return parser
@@ -468,6 +481,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         return _simulate(args)
     if args.command == "cache":
         return _cache(args)
+    if args.command == "cmdstan":
+        return _cmdstan(args)
     if args.command == "metr":
         return _metr(args, argv)
     try:
@@ -680,6 +695,26 @@ def _cache(args: argparse.Namespace) -> int:
     rows = pd.DataFrame(caches.info(args.only))
     rows.insert(3, "size", [f"{b / 1e6:.1f} MB" for b in rows["bytes"]])
     print(markdown_table(rows))
+    return 0
+
+
+def _cmdstan(args: argparse.Namespace) -> int:
+    from horizon_zoo import backends, cmdstan_offline
+
+    if args.action == "build":
+        if args.archive is None:
+            raise HorizonZooError("cmdstan build needs --archive cmdstan-X.Y.Z.tar.gz (CmdStan's release source).")
+        if args.jobs < 1:
+            raise HorizonZooError(f"--jobs must be 1 or more, got {args.jobs}.")
+        path = cmdstan_offline.build_offline(args.archive, jobs=args.jobs, force=args.force,
+                                             say=lambda m: print(f"horizon-zoo: {m}", file=sys.stderr, flush=True))
+        print(path)
+        return 0
+    if not backends.cmdstan_available():
+        print("no CmdStan: build one offline with `horizon-zoo cmdstan build --archive cmdstan-X.Y.Z.tar.gz`, "
+              "or online with cmdstanpy.install_cmdstan().")
+        return 1
+    print(backends.cmdstan_location())
     return 0
 
 

@@ -91,12 +91,14 @@ def test_inference_data_layout_is_the_contract(backend, tmp_path):
     assert set(dt["sample_stats"].dims) == {"chain", "draw"}
     # y_rep never exceeds the runs of its cell
     assert np.all(dt["posterior_predictive"]["y_rep"].values <= data.cells["n_runs"].to_numpy())
-    # saved and reloaded: parameters and replicates exactly, log_lik to its 6 stored significant digits
+    # saved and reloaded: replicates exactly, parameters to their 6 stored significant digits,
+    # log_lik to its 5
     loaded, info = load_fit(tmp_path / "logistic.nc")
-    for group, name in [("posterior", "alpha"), ("posterior_predictive", "y_rep")]:
-        np.testing.assert_array_equal(loaded[group][name].values, dt[group][name].values)
+    np.testing.assert_array_equal(loaded["posterior_predictive"]["y_rep"].values,
+                                  dt["posterior_predictive"]["y_rep"].values)
+    np.testing.assert_allclose(loaded["posterior"]["alpha"].values, dt["posterior"]["alpha"].values, rtol=1e-5)
     np.testing.assert_allclose(loaded["log_likelihood"]["log_lik"].values, dt["log_likelihood"]["log_lik"].values,
-                               rtol=1e-5)
+                               rtol=1e-4)
     assert info["status"] == "complete" and info["backend"] == backend
     assert info["settings"]["seed"] == 3 and info["data_fingerprint"] == data.fingerprint()
     divergences = int(dt["sample_stats"]["diverging"].values.sum())
@@ -357,25 +359,34 @@ def test_the_model_block_adds_the_likelihood_that_log_lik_reports(name):
     """Doubling every weight adds the model block's likelihood to the log density once more; at
     random points that increase equals the sum of log_lik, with or without the binomial
     coefficients (constants a model block may leave out). cumulative_surprisal writes its
-    likelihood out twice (see its model block), and the two copies must agree."""
+    likelihood out twice (see its model block), and the two copies must agree.
+
+    Weighted programs use the binomial kernel and unweighted ones the full lpmf, so from weights
+    w != 1 (weighted both times) the increase is sum(log_lik) less sum(w * coefficients), or
+    sum(log_lik); from weights 1 (unweighted, full lpmf) to 2 (kernel) it is sum(log_lik) less
+    twice the coefficients, or less once, or sum(log_lik)."""
     from scipy.special import gammaln
 
     from horizon_zoo.backends import program_data, pystan_build
 
     model = resolve(name)
-    data = small_stan_data()
-    data["release_year"] = np.linspace(2019.0, 2025.0, data["A"])  # read by the trend model only
-    data = program_data(model, {**data, "grainsize": 0})
-    once = pystan_build(model.program, data, seed=1)
-    twice = pystan_build(model.program, {**data, "weight": 2.0 * np.asarray(data["weight"])}, seed=1)
-    unconstrained, points = random_points(once, model)
-    added = np.array([twice.log_prob(u) - once.log_prob(u) for u in unconstrained])
-    log_lik = np.asarray(points["log_lik"]).reshape(data["N"], -1).sum(axis=0)
-    n, y = np.asarray(data["n_runs"]), np.asarray(data["n_success"])
-    coefficients = np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1))
-    assert np.all(np.isfinite(added)) and np.ptp(added) > 0  # three different points
-    matches = [np.allclose(added, expected, rtol=1e-9) for expected in (log_lik, log_lik - coefficients)]
-    assert any(matches), (added, log_lik, coefficients)
+    base = small_stan_data()
+    base["release_year"] = np.linspace(2019.0, 2025.0, base["A"])  # read by the trend model only
+    n, y = np.asarray(base["n_runs"]), np.asarray(base["n_success"])
+    coefficients = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
+    uneven = np.random.default_rng(2).uniform(0.6, 0.9, base["N"])
+    for weight in (uneven, np.ones(base["N"])):
+        data = program_data(model, {**base, "weight": weight, "grainsize": 0})
+        once = pystan_build(model.program, data, seed=1)
+        twice = pystan_build(model.program, {**data, "weight": 2.0 * weight}, seed=1)
+        unconstrained, points = random_points(once, model)
+        added = np.array([twice.log_prob(u) - once.log_prob(u) for u in unconstrained])
+        log_lik = np.asarray(points["log_lik"]).reshape(data["N"], -1).sum(axis=0)
+        assert np.all(np.isfinite(added)) and np.ptp(added) > 0  # three different points
+        dropped = np.sum(weight * coefficients)
+        allowed = (0, dropped) if weight is uneven else (0, dropped, 2 * dropped)
+        matches = [np.allclose(added, log_lik - c, rtol=1e-9) for c in allowed]
+        assert any(matches), (added, log_lik, allowed)
 
 
 @pytest.mark.parametrize("model, threads, used_threads, parallel_chains",
