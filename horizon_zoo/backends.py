@@ -742,9 +742,10 @@ def _sample_cmdstanpy(
         _say(f"compiling {model.name} with CmdStan (first time only)", progress)
     start = time.perf_counter()
     try:
-        compiled_model = cmdstanpy.CmdStanModel(stan_file=str(stan_file),
-                                                cpp_options={"STAN_THREADS": "true"},
-                                                stanc_options={STANC_OPTIMISATION: True})
+        with _logger_to_debug("cmdstanpy"):  # its "compiling stan file ..." lines: our own line says it
+            compiled_model = cmdstanpy.CmdStanModel(stan_file=str(stan_file),
+                                                    cpp_options={"STAN_THREADS": "true"},
+                                                    stanc_options={STANC_OPTIMISATION: True})
     except Exception as exc:
         raise BackendError(f"CmdStan could not compile {model.name}: {exc}") from None
     compiled = time.perf_counter()

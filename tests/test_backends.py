@@ -575,7 +575,9 @@ def _cmdstan_stand_in(monkeypatch, tmp_path, sample):
 
     class FakeModel:
         def __init__(self, stan_file, cpp_options, stanc_options):
-            pass
+            import logging
+
+            logging.getLogger("cmdstanpy").info("compiling stan file %s to exe file ...", stan_file)
 
         def sample(self, **kwargs):
             return sample(**kwargs)
@@ -637,6 +639,8 @@ def test_cmdstan_backend_version_messages_and_csv_files(monkeypatch, tmp_path, c
     warned = [r for r in caplog.records if r.levelno >= logging.WARNING and "Non-fatal" in r.getMessage()]
     assert warned == []
     assert any(r.levelno == logging.DEBUG and "Non-fatal" in r.getMessage() for r in caplog.records)
+    # cmdstanpy's compile lines too (horizon-zoo says "compiling ... (first time only)" itself)
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO and "compiling stan file" in r.getMessage()]
     assert not used["dir"].exists(), "CmdStan's CSV files are not kept"
 
 
