@@ -1034,10 +1034,10 @@ def metr(
 
 def metr_table_markdown(ref: MetrReference) -> str:
     """METR's horizons, one row per agent and one ``pXX [95% boot]`` column per q."""
-    from horizon_zoo.horizons import format_minutes
+    from horizon_zoo.horizons import format_reference_minutes as fmt
     from horizon_zoo.rundir import markdown_table
 
-    t = ref.table.assign(text=[f"{'0' if h == 0 else format_minutes(h)} [{format_minutes(lo)}, {format_minutes(hi)}]"
+    t = ref.table.assign(text=[f"{fmt(h)} [{fmt(lo)}, {fmt(hi)}]"
                                for h, lo, hi in zip(ref.table["horizon_min"], ref.table["lo95_min"],
                                                     ref.table["hi95_min"], strict=True)])
     wide = t.pivot_table(index="agent", columns="q", values="text", aggfunc="first")

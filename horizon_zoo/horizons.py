@@ -133,8 +133,7 @@ def wide_horizon_table(table: pd.DataFrame, metr: pd.DataFrame | None = None) ->
         ours = table.set_index(["curve", "agent", "q"])
         marginal = CURVES["p_curve"]
 
-        def text(m: float) -> str:
-            return "0" if m == 0 else format_minutes(m)
+        text = format_reference_minutes
 
         for q in qs:
             wide[f"METR p{round(q * 100)} [95% boot]"] = [
@@ -153,6 +152,18 @@ def wide_horizon_table(table: pd.DataFrame, metr: pd.DataFrame | None = None) ->
     curve_rank = {label: i for i, label in enumerate(CURVES.values())}
     keys = sorted(wide.index, key=lambda ca: (rank.get(ca[1], len(rank)), curve_rank.get(ca[0], 0)))
     return wide.loc[keys].reset_index()
+
+
+def format_reference_minutes(minutes: float) -> str:
+    """A point horizon (METR's reference) within the bounds the posterior columns print: METR's
+    fit of an agent that almost never succeeds puts its horizon at 1e-12 s, or at exactly 0."""
+    from horizon_zoo.contract import DEFAULT_GRID_MAX_MINUTES, DEFAULT_GRID_MIN_MINUTES
+
+    if np.isfinite(minutes) and minutes < DEFAULT_GRID_MIN_MINUTES:
+        return "< " + format_minutes(DEFAULT_GRID_MIN_MINUTES)
+    if minutes > DEFAULT_GRID_MAX_MINUTES:
+        return "> " + format_minutes(DEFAULT_GRID_MAX_MINUTES)
+    return format_minutes(minutes)
 
 
 def format_minutes(minutes: float, grid: np.ndarray | None = None) -> str:

@@ -107,3 +107,13 @@ def test_wide_table_orders_agents_by_horizon_and_keeps_each_agents_curves_togeth
     assert list(wide["curve"]) == ["marginal", "typical task"] * 3
     assert list(wide.columns[-2:]) == ["p50 [95% CI]", "p80 [95% CI]"]
     assert wide.loc[0, "p80 [95% CI]"] == "0.25"
+
+
+@pytest.mark.parametrize("minutes, text", [(0.0, "< 1 s"), (2.7e-14, "< 1 s"), (3.0, "3 min"),
+                                           (1.1e191, "> 30 days"), (np.inf, "> 30 days"), (np.nan, "n/a")])
+def test_metrs_point_horizons_print_within_the_posterior_columns_bounds(minutes, text):
+    """METR's fit of an agent that almost never succeeds put '1.6e-12 s [6.7e-169 s, 7.6e+135 days]'
+    beside the posterior's '< 1 s [< 1 s, 16 s]' (metr-early's gpt-3.5-turbo-instruct)."""
+    from horizon_zoo.horizons import format_reference_minutes
+
+    assert format_reference_minutes(minutes) == text
