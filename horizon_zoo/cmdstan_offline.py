@@ -9,7 +9,7 @@ those out the way CmdStan's makefile expects, supplies the three of Stan Math's 
 makefile includes (``horizon_zoo/cmdstan_make/``: flags only, the libraries are the wheel's), and
 runs ``make build``.
 
-The result lives under ``cache_dir()/cmdstan-offline/``, keyed by the httpstan installation it
+The result lives under :func:`build_root`, keyed by the httpstan installation it
 links against (its executables load that installation's ``libtbb.so.2`` through an rpath), and
 :func:`installed_build` lets ``--backend auto`` find it when CmdStanPy knows no other CmdStan.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -54,9 +55,12 @@ def _httpstan_key(directory: Path) -> str:
 
 
 def build_root() -> Path:
-    from horizon_zoo.backends import cache_dir
-
-    return cache_dir() / "cmdstan-offline"
+    """Where offline builds live: ``$HORIZON_ZOO_CMDSTAN_DIR``, else
+    ``~/.cache/horizon-zoo/cmdstan-offline``. An installation rather than a cache entry, so it does
+    not follow ``$HORIZON_ZOO_CACHE`` (benchmarks point that at an empty folder to time cold
+    compiles) and ``horizon-zoo cache clear`` leaves it alone."""
+    env = os.environ.get("HORIZON_ZOO_CMDSTAN_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "horizon-zoo" / "cmdstan-offline"
 
 
 def installed_build() -> Path | None:

@@ -47,7 +47,8 @@ def wheel(tmp_path, monkeypatch):
     (root / "stanc").write_text("#!/bin/sh\n")
     monkeypatch.setattr(cmdstan_offline, "httpstan_dir", lambda: root)
     monkeypatch.setattr(cmdstan_offline, "_httpstan_key", lambda d: "k" + str(abs(hash(str(d))))[:6])
-    monkeypatch.setenv("HORIZON_ZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HORIZON_ZOO_CMDSTAN_DIR", str(tmp_path / "cmdstan-offline"))
+    monkeypatch.setenv("HORIZON_ZOO_CACHE", str(tmp_path / "cache"))  # the build lock
     return root
 
 
@@ -173,3 +174,14 @@ def test_cli_build_needs_an_archive_and_reports_where_it_built(tmp_path, wheel, 
     out, err = capsys.readouterr()
     assert Path(out.strip()) == cmdstan_offline.installed_build() and "laying out" in err
     assert make_calls[-1][1][-1] == "-j1"
+
+
+def test_the_build_does_not_follow_the_cache_folder(tmp_path, monkeypatch):
+    """Benchmarks time cold compiles with HORIZON_ZOO_CACHE on an empty folder: CmdStan itself
+    must still be found there."""
+    monkeypatch.delenv("HORIZON_ZOO_CMDSTAN_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HORIZON_ZOO_CACHE", str(tmp_path / "empty"))
+    assert cmdstan_offline.build_root() == tmp_path / "home" / ".cache" / "horizon-zoo" / "cmdstan-offline"
+    monkeypatch.setenv("HORIZON_ZOO_CMDSTAN_DIR", str(tmp_path / "elsewhere"))
+    assert cmdstan_offline.build_root() == tmp_path / "elsewhere"
