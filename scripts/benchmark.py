@@ -77,9 +77,9 @@ DATASET_NOTES = {"scaleup": f"Scale-up: {SCALEUP['agents']} agents x {SCALEUP['t
                  "(unthinned, logistic needed 9.2 GiB). With 250 draws per chain R-hat is noisier; where it "
                  "is 1.01-1.02 ('warn'), more draws at a higher thinning (--draws 2000 --thin 8) keep the "
                  "same output."}
-SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc", "threads", "storage")
-MERGED_PER_MODEL = ("fits", "gq", "cold", "sbc", "threads")  # one row per model: a run replaces its models' rows only
-PER_DATASET = ("fits", "compare", "gq", "threads")  # one result file per dataset, so datasets can be measured at different times
+SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc", "threads", "storage", "backends")
+MERGED_PER_MODEL = ("fits", "gq", "cold", "sbc", "threads", "backends")  # one row per model: a run replaces its models' rows only
+PER_DATASET = ("fits", "compare", "gq", "threads", "backends")  # one result file per dataset, so datasets can be measured at different times
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -240,6 +240,24 @@ def cold_compile_worker(model_name: str) -> dict[str, Any]:
             "was_cached": bool(draws.timings.get("compile_cached"))}
 
 
+def backend_worker(model_name: str, dataset: str, settings: dict[str, Any], backend: str) -> dict[str, Any]:
+    """Compile (into the empty caches the parent set) and fit one model on one backend."""
+    from horizon_zoo.backends import SamplerSettings
+    from horizon_zoo.fit import fit_model
+    from horizon_zoo.registry import resolve
+
+    model = resolve(model_name)
+    fit = fit_model(model, load_dataset(dataset), settings=SamplerSettings(**settings), backend=backend,
+                    progress=False)
+    t = fit.info["timings"]
+    post = fit.idata["posterior"]
+    return {"compile_s": t.get("compile_s"), "compile_cached": bool(t.get("compile_cached")),
+            "sample_s": t.get("sample_s"), "verdict": fit.diagnostics.verdict,
+            "backend_version": fit.info.get("backend_version"),
+            "draws": {name: post[name].values for name in model.info.get("parameters", {})},
+            "n_steps": fit.idata["sample_stats"]["n_steps"].values}
+
+
 def in_fresh_process(fn: Any, *args: Any, env: dict[str, str] | None = None) -> Any:
     """Run ``fn(*args)`` in a new spawned process (clean memory, optional environment)."""
     saved = dict(os.environ)
@@ -296,6 +314,33 @@ def section_cold(models: list[str]) -> pd.DataFrame:
         with tempfile.TemporaryDirectory() as cache:
             print(f"cold: compiling {model} ...", file=sys.stderr, flush=True)
             rows.append(in_fresh_process(cold_compile_worker, model, env={"XDG_CACHE_HOME": cache}))
+    return pd.DataFrame(rows)
+
+
+def section_backends(models: list[str], dataset: str, settings: dict[str, Any]) -> pd.DataFrame:
+    """Each model compiled into empty caches and fitted with the same seed on PyStan, then on
+    CmdStan, one at a time in fresh processes: compile and sampling times, and how far apart the
+    two backends' draws are (CmdStan's CSV files keep 6 significant digits)."""
+    rows = []
+    for model in models:
+        fits = {}
+        for backend in ("pystan", "cmdstanpy"):
+            print(f"backends: {model} on {backend} (cold compile, then sampling) ...", file=sys.stderr, flush=True)
+            with tempfile.TemporaryDirectory() as cache:
+                fits[backend] = in_fresh_process(backend_worker, model, dataset, settings, backend,
+                                                 env={"XDG_CACHE_HOME": cache, "HORIZON_ZOO_CACHE": cache})
+        py, cmd = fits["pystan"], fits["cmdstanpy"]
+        rel = max(float(np.max(np.abs(cmd["draws"][k] - v) / np.maximum(np.abs(v), 1e-300)))
+                  for k, v in py["draws"].items())
+        rows.append({"model": model, "dataset": dataset,
+                     "pystan compile s": py["compile_s"], "cmdstan compile s": cmd["compile_s"],
+                     "compile ratio": cmd["compile_s"] / py["compile_s"],
+                     "pystan sample s": py["sample_s"], "cmdstan sample s": cmd["sample_s"],
+                     "sample ratio": cmd["sample_s"] / py["sample_s"],
+                     "max relative draw difference": rel,
+                     "same leapfrog steps": bool(np.array_equal(py["n_steps"], cmd["n_steps"])),
+                     "verdicts": f"{py['verdict']} / {cmd['verdict']}",
+                     "versions": f"{py['backend_version']}; {cmd['backend_version']}"})
     return pd.DataFrame(rows)
 
 
@@ -427,7 +472,7 @@ def section_storage(run_dirs: list[Path]) -> pd.DataFrame:
 
 
 def section_compare(datasets: list[str], settings: dict[str, Any], keep: Path | None = None,
-                    jobs: int = 1) -> pd.DataFrame:
+                    jobs: int = 1, backend: str = "pystan") -> pd.DataFrame:
     """Time a full compare per dataset, fitting ``jobs`` models at a time; with ``keep`` its run
     directory stays at keep/<dataset> (the tables of stan_models/README.md are made from one),
     else it is thrown away."""
@@ -442,10 +487,11 @@ def section_compare(datasets: list[str], settings: dict[str, Any], keep: Path | 
             out = keep / _dataset_label(dataset) if keep else Path(scratch) / "run"
             start = time.perf_counter()
             result = api.compare(data, settings=SamplerSettings(**settings), out=out, progress=False,
-                                 jobs=jobs)
+                                 jobs=jobs, backend=backend)
             wall = time.perf_counter() - start
         d = result.diagnostics
-        rows.append({"dataset": dataset, "models": len(result.fits), "jobs": jobs, "wall_min": wall / 60,
+        rows.append({"dataset": dataset, "backend": backend, "models": len(result.fits), "jobs": jobs,
+                     "wall_min": wall / 60,
                      "sum of sampling min": float(d["sample_s"].sum()) / 60,
                      "models failing diagnostics": int((d["verdict"] == "fail").sum()),
                      "best model": str(result.loo.iloc[0]["model"]),
@@ -514,11 +560,18 @@ TITLES = {"fits": "Fits: time, ESS/s, memory per model and dataset",
           "gq": "Sampling without the generated quantities (their cost)",
           "sbc": "Simulation-based calibration",
           "threads": "Within-chain threads (reduce_sum)",
-          "storage": "Disk per saved fit: the compact encoding against the previous one"}
+          "storage": "Disk per saved fit: the compact encoding against the previous one",
+          "backends": "PyStan and CmdStan side by side: compile, sample, same draws"}
 
 
 # How to read a section's table (rendered with every result file of the section).
 SECTION_NOTES = {
+    "backends": "Each model compiled into empty caches, then sampled with the same seed and settings, on "
+                "PyStan (httpstan's Stan) and on the CmdStan built by `horizon-zoo cmdstan build` from the "
+                "same Stan headers and stanc; one backend at a time, nothing else running. ratio = CmdStan / "
+                "PyStan. max relative draw difference is over every draw of every parameter: CmdStan's CSV "
+                "files keep 6 significant digits, so ~5e-6 means the same chains; same leapfrog steps "
+                "compares every draw's step count.",
     "gq": "Each model sampled with its generated quantities block cut off (the stripped program is "
           "compiled first: compile_s), in a fresh process. sample_s_full is the fits section's "
           "sampling time with the same sampler settings, gq_share = 1 - sample_s_without_gq / "
@@ -552,7 +605,8 @@ def targets_table() -> pd.DataFrame:
         for r in json.loads(path.read_text())["rows"]:
             jobs = r.get("jobs", 1)  # rows stored before compare took jobs fitted one model at a time
             rows.append({"target": f"full compare under {COMPARE_MAX_MIN} min",
-                         "measured on": r["dataset"] + (f", {jobs} models at a time" if jobs > 1 else ""),
+                         "measured on": r["dataset"] + (f", {jobs} models at a time" if jobs > 1 else "")
+                         + f", {r.get('backend', 'pystan')}",  # rows stored before the column were PyStan's
                          "result": f"{r['wall_min']:.1f} min", "met": r["wall_min"] < COMPARE_MAX_MIN})
     measured = set()
     for path in sorted(RESULTS.glob("fits_scaleup*.json")):
@@ -685,11 +739,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2,
                         help="SBC simulations, and compare's model fits, run this many at a time "
                              "(default: 2)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "pystan", "cmdstanpy"),
+                        help="fits, compare: the Stan backend (auto: CmdStan when installed); results on "
+                             "CmdStan keep their own file")
     parser.add_argument("--run-dirs", metavar="DIR[,DIR]", help="storage: run directories whose fits/ to measure")
     parser.add_argument("--keep-runs", type=Path, metavar="DIR",
                         help="keep each compare run directory as DIR/<dataset> (default: thrown away)")
     args = parser.parse_args(argv)
+    from horizon_zoo.backends import resolve_backend
     from horizon_zoo.registry import discover
+
+    backend = resolve_backend(args.backend)
 
     models = sorted(discover()) if args.models == "all" else args.models.split(",")
     datasets = args.datasets.split(",")
@@ -706,9 +766,10 @@ def main(argv: list[str] | None = None) -> int:
                + (f", maximum tree depth {args.max_treedepth}" if "max_treedepth" in settings else ""))
     command = "python scripts/benchmark.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     run_section = {"fits": lambda dataset: section_fits(models, [dataset], settings),
-                   "compare": lambda dataset: section_compare([dataset], settings, args.keep_runs, args.jobs),
+                   "compare": lambda dataset: section_compare([dataset], settings, args.keep_runs, args.jobs, backend),
                    "gq": lambda dataset: section_gq(models, dataset, settings, sampler),
-                   "threads": lambda dataset: section_threads(models, dataset, settings)}
+                   "threads": lambda dataset: section_threads(models, dataset, settings),
+                   "backends": lambda dataset: section_backends(models, dataset, settings)}
     for section in args.sections.split(","):
         if section in PER_DATASET:
             for dataset in datasets:
@@ -716,6 +777,7 @@ def main(argv: list[str] | None = None) -> int:
                 one_chain = section == "threads"  # its note says why
                 # a compare fitting models in parallel keeps its own file beside the one-at-a-time run
                 jobs = f"_jobs{args.jobs}" if section == "compare" and args.jobs != 1 else ""
+                jobs += "_cmdstan" if section == "compare" and backend == "cmdstanpy" else ""
                 store(f"{section}_{_dataset_label(dataset)}{_settings_suffix(settings)}{jobs}",
                       run_section[section](dataset), command,
                       note="" if one_chain else DATASET_NOTES.get(dataset, ""),

@@ -57,13 +57,16 @@ def test_targets_are_judged_from_the_stored_results(bench, capsys):
     bench.store("compare_metr", pd.DataFrame([{"dataset": "metr", "wall_min": 8.5}]), "cmd")
     bench.store("compare_cyber_jobs2", pd.DataFrame([{"dataset": "cyber", "jobs": 2, "wall_min": 9.5}]),
                 "cmd")
+    bench.store("compare_cyber_jobs2_cmdstan", pd.DataFrame([{"dataset": "cyber", "backend": "cmdstanpy", "jobs": 2,
+                                                              "wall_min": 12.5}]), "cmd")
     capsys.readouterr()
     targets = bench.targets_table()
     met = dict(zip(targets["measured on"], targets["met"], strict=True))
     from horizon_zoo.registry import discover
 
     unmeasured = {m: False for m in discover()}  # zoo models without a scale-up row are listed as not met
-    assert met == {"cyber": False, "cyber, 2 models at a time": True, "metr": True,
+    assert met == {"cyber, pystan": False, "cyber, 2 models at a time, pystan": True, "metr, pystan": True,
+                   "cyber, 2 models at a time, cmdstanpy": False,
                    "fast (thinned by 4)": True, "slow (thinned by 4)": False,
                    "heavy (thinned by 4)": False, "short (thinned by 4)": False, "shared (thinned by 4)": True,
                    "heavy_pss (thinned by 4)": False, **unmeasured}
