@@ -710,11 +710,19 @@ def _cmdstan(args: argparse.Namespace) -> int:
                                              say=lambda m: print(f"horizon-zoo: {m}", file=sys.stderr, flush=True))
         print(path)
         return 0
-    if not backends.cmdstan_available():
+    location = backends.cmdstan_location()
+    if location is None:
         print("no CmdStan: build one offline with `horizon-zoo cmdstan build --archive cmdstan-X.Y.Z.tar.gz`, "
               "or online with cmdstanpy.install_cmdstan().")
         return 1
-    print(backends.cmdstan_location())
+    print(location)
+    record = Path(location) / cmdstan_offline.MARKER
+    if record.is_file():
+        import json
+
+        built = json.loads(record.read_text())
+        print(f"built offline by horizon-zoo on {built['built']} in {built['seconds'] / 60:.1f} min "
+              f"from CmdStan {built['cmdstan']} and {built['httpstan']}")
     return 0
 
 

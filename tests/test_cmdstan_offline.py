@@ -185,3 +185,19 @@ def test_the_build_does_not_follow_the_cache_folder(tmp_path, monkeypatch):
     assert cmdstan_offline.build_root() == tmp_path / "home" / ".cache" / "horizon-zoo" / "cmdstan-offline"
     monkeypatch.setenv("HORIZON_ZOO_CMDSTAN_DIR", str(tmp_path / "elsewhere"))
     assert cmdstan_offline.build_root() == tmp_path / "elsewhere"
+
+
+def test_cli_info_names_the_offline_build_and_how_it_was_made(tmp_path, wheel, make_calls, monkeypatch, capsys):
+    cmdstanpy = pytest.importorskip("cmdstanpy")
+    monkeypatch.delenv("CMDSTAN", raising=False)  # restored after the test: set_cmdstan_path sets it
+
+    def none_installed():
+        raise ValueError("No CmdStan installation found")
+
+    monkeypatch.setattr(cmdstanpy, "cmdstan_path", none_installed)
+    assert main(["cmdstan", "info"]) == 1
+    assert "horizon-zoo cmdstan build --archive" in capsys.readouterr().out
+    built = cmdstan_offline.build_offline(_archive(tmp_path / "cmdstan-2.36.0.tar.gz"), say=lambda m: None)
+    assert main(["cmdstan", "info"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == str(built) and "built offline by horizon-zoo on" in out and "CmdStan 2.36.0" in out
