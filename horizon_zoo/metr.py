@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -198,7 +199,9 @@ def reference(
                 boot[q][b, i] = log2_horizon(slope, intercept, q)
     rows = []
     for q in qs:
-        with np.errstate(invalid="ignore"):
+        # an agent METR skips in every resample (no success at all) has no interval: NaN, quietly
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = np.nanquantile(boot[q], [0.025, 0.975], axis=0) if n_boot else (np.full(len(agents), np.nan),) * 2
         for i, a in enumerate(agents):
             slope, intercept = point[a]

@@ -129,3 +129,20 @@ def test_reference_intervals_cover_the_point_and_the_doubling_time_is_refitted_p
     d = ref.doubling.iloc[0]
     assert d["lo95_months"] < 8.0 < d["hi95_months"] and d["resamples_used"] == 200
     assert d["agents"] == "agent0, agent1, agent2, agent3"
+
+
+def test_an_agent_that_never_succeeds_gets_no_interval_and_no_warning():
+    """metr-early's davinci-002 succeeds in none of its runs: METR skips it in every resample. Its
+    interval is undefined (NaN) and numpy's 'All-NaN slice' warning stays off the terminal."""
+    import warnings
+
+    runs = make_runs(n_agents=3, n_tasks=8, runs_per_cell=3)
+    runs.loc[runs["alias"] == runs["alias"].iloc[0], "score_binarized"] = 0
+    data = load_runs(runs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ref = reference(data, [0.5], n_boot=20, seed=1)
+    never = ref.table.set_index("agent").loc[runs["alias"].iloc[0]]
+    assert np.isnan(never["lo95_min"]) and np.isnan(never["hi95_min"]) and never["boot_skipped"] == 1.0
+    others = ref.table[ref.table["agent"] != runs["alias"].iloc[0]]
+    assert np.isfinite(others["lo95_min"]).all()
