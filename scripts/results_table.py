@@ -2,11 +2,15 @@
 (for ``compare --cv``) grouped-CV tables and the cross-validated residual-structure checks.
 
     .venv/bin/python scripts/results_table.py RUN_DIR [--checks CHECK_RUN_DIR] [--figures DIR]
+        [--readme FILE --name NAME]
 
 RUN_DIR is a ``horizon-zoo compare`` run directory; checks are read from its tables or from a
 separate ``horizon-zoo check`` run directory. Prints the tables ``stan_models/README.md`` shows;
-``--figures DIR`` copies the cross-validated residual figures of the models named in the
-verdict line into DIR (for the docs).
+``--figures DIR`` copies the cross-validated residual figures of METR's logistic and of the
+models the verdict names into DIR (for the docs).
+``--readme FILE --name NAME`` replaces the block between ``<!-- results: NAME -->`` and
+``<!-- end results: NAME -->`` of FILE with the same tables, the run's settings and the
+generated verdict sentences, so that no number of the block is typed by hand.
 """
 
 from __future__ import annotations
@@ -87,21 +91,26 @@ def structure_table(run_dir: Path, order: list[str]) -> pd.DataFrame:
 def structure_sentence(run_dir: Path) -> str:
     """Which models' cross-validated p-values both lie in [0.025, 0.975]; if none, the closest
     (largest smaller p)."""
+    return structure_verdict(run_dir)[0]
+
+
+def structure_verdict(run_dir: Path) -> tuple[str, list[str]]:
+    """The sentence of :func:`structure_sentence` and the models it names."""
     t = pd.read_csv(run_dir / "tables" / "checks_cv.csv")
     t = t[t["statistic"].isin(["task_block", "agent_eigen_share"])]
     wide = t.pivot_table(index="model", columns="statistic", values="p_value")
     if set(wide.columns) != {"task_block", "agent_eigen_share"}:
-        return "Both cross-validated statistics were not computed (needs --cv task,family)."
+        return "Both cross-validated statistics were not computed (needs --cv task,family).", []
     # distance of a p-value from the accepted band [0.025, 0.975]: 0 inside it
     worst = wide.apply(lambda col: col.map(lambda p: max(0.025 - p, p - 0.975, 0.0))).max(axis=1)
     inside = sorted(worst.index[worst == 0])
     if inside:
         return ("Models whose cross-validated p-values for both statistics lie in [0.025, 0.975]: "
-                + ", ".join(f"`{m}`" for m in inside) + ".")
-    closest = worst.idxmin()
+                + ", ".join(f"`{m}`" for m in inside) + "."), inside
+    closest = str(worst.idxmin())
     return (f"No model has both cross-validated p-values in [0.025, 0.975]; the closest is `{closest}` "
             f"(task block p = {wide.loc[closest, 'task_block']:.3f}, agent eigen share p = "
-            f"{wide.loc[closest, 'agent_eigen_share']:.3f}).")
+            f"{wide.loc[closest, 'agent_eigen_share']:.3f})."), [closest]
 
 
 def cv_tables(run_dir: Path, reference: str = "logistic") -> dict[str, pd.DataFrame]:
@@ -130,29 +139,98 @@ def cv_tables(run_dir: Path, reference: str = "logistic") -> dict[str, pd.DataFr
     return out
 
 
+def settings_line(run_dir: Path) -> str:
+    """How the run was made, from its manifest and one fit's record."""
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    st = manifest["settings"]
+    fits = sorted((run_dir / "fits").glob("*.json"))
+    first = json.loads(fits[0].read_text()) if fits else {}
+    return (f"Run `{run_dir.name}`, {str(manifest.get('started', ''))[:10]}: "
+            f"{st['chains']} chains x ({st['warmup']} warmup + {st['draws']} draws), seed {st['seed']}, "
+            f"`adapt_delta` from each header (at least {st['adapt_delta']}), backend "
+            f"{first.get('backend', manifest.get('backend'))} {first.get('backend_version', '')}. "
+            f"Command: `{manifest['command']}`.")
+
+
+def diagnostics_sentence(table: pd.DataFrame) -> str:
+    """Which fits warn, from the LOO-with-diagnostics table."""
+    rhat = table["max R-hat"].astype(float)
+    ess = table["min bulk ESS"].astype(float)
+    warn = table[(rhat >= 1.01) | (ess < 400) | (table["divergences"] > 0)]
+    text = (f"Divergences: {int(table['divergences'].sum())} in all. Min bulk ESS ranges from {ess.min():.0f} "
+            f"to {ess.max():.0f}; max R-hat from {rhat.min():.3f} to {rhat.max():.3f}.")
+    if not warn.empty:
+        text += (" Fits at R-hat >= 1.01 or bulk ESS < 400 (diagnostics `warn`; their tables are usable "
+                 "but a longer run should confirm them): "
+                 + ", ".join(f"`{r['model']}` (R-hat {r['max R-hat']}, ESS {r['min bulk ESS']})"
+                             for _, r in warn.iterrows()) + ".")
+    return text
+
+
+def block(run_dir: Path, checks_dir: Path | None = None) -> str:
+    """The generated markdown block of one run: settings, LOO and diagnostics, grouped CV, and the
+    cross-validated structure checks with their verdict sentence."""
+    table = loo_with_diagnostics(run_dir)
+    parts = [settings_line(run_dir), "", "PSIS-LOO over (agent, task) cells, with each fit's diagnostics:", "",
+             markdown_table(table), diagnostics_sentence(table), ""]
+    for scheme, cv in cv_tables(run_dir).items():
+        parts += [f"Grouped CV, a new {scheme} (elpd of the held-out {scheme}s' runs, summed over groups; "
+                  "`vs logistic` pairs each group with METR's per-agent logistic):", "", markdown_table(cv)]
+    structure = structure_table(run_dir, list(table["model"]))
+    if not structure.empty:
+        parts += ["Residual structure, cross-validated (p-values with `*` outside [0.025, 0.975]; the "
+                  "in-sample p beside each):", "", markdown_table(structure), structure_sentence(run_dir), ""]
+    else:
+        checks = residual_checks(checks_dir or run_dir, list(table["model"]))
+        if not checks.empty:
+            parts += ["Residual structure, in-sample:", "", markdown_table(checks)]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def replace_block(path: Path, name: str, text: str) -> None:
+    """Put ``text`` between FILE's ``<!-- results: NAME -->`` and ``<!-- end results: NAME -->``."""
+    start, end = f"<!-- results: {name} -->", f"<!-- end results: {name} -->"
+    content = path.read_text()
+    if start not in content or end not in content:
+        raise SystemExit(f"{path} has no '{start}' ... '{end}' block")
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n<!-- generated by scripts/results_table.py; do not edit -->\n\n"
+                    f"{text}\n{end}{tail}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--checks", type=Path, help="a 'horizon-zoo check' run directory (default: RUN_DIR)")
     parser.add_argument("--figures", type=Path, help="copy the cross-validated residual figures here")
+    parser.add_argument("--readme", type=Path, help="replace the NAME results block of this markdown file")
+    parser.add_argument("--name", help="the block's name (with --readme)")
     args = parser.parse_args()
-    table = loo_with_diagnostics(args.run_dir)
-    print(markdown_table(table))
-    checks = residual_checks(args.checks or args.run_dir, list(table["model"]))
-    if not checks.empty:
-        print(markdown_table(checks))
-    for scheme, cv in cv_tables(args.run_dir).items():
-        print(f"Grouped CV, scheme {scheme}:\n")
-        print(markdown_table(cv))
-    structure = structure_table(args.run_dir, list(table["model"]))
-    if not structure.empty:
-        print(markdown_table(structure))
-        print(structure_sentence(args.run_dir) + "\n")
+    text = block(args.run_dir, args.checks)
+    print(text)
+    if args.readme:
+        if not args.name:
+            parser.error("--readme needs --name")
+        replace_block(args.readme, args.name, text)
+        print(f"wrote the '{args.name}' block of {args.readme}")
     if args.figures:
-        args.figures.mkdir(parents=True, exist_ok=True)
-        dataset = args.run_dir.name
-        for path in sorted((args.run_dir / "figures").glob("residuals_cv_*.png")):
-            shutil.copyfile(path, args.figures / f"{dataset}-{path.name}")
+        for path in copy_figures(args.run_dir, args.figures):
+            print(f"copied {path}")
+
+
+def copy_figures(run_dir: Path, target: Path, reference: str = "logistic") -> list[Path]:
+    """The cross-validated residual figures of the reference model and of the models the verdict
+    names, as ``target/<run>-residuals_cv_<model>.png``."""
+    target.mkdir(parents=True, exist_ok=True)
+    models = [reference, *structure_verdict(run_dir)[1]] if (run_dir / "tables" / "checks_cv.csv").is_file() else []
+    copied = []
+    for model in dict.fromkeys(models):
+        source = run_dir / "figures" / f"residuals_cv_{model}.png"
+        if source.is_file():
+            copied.append(target / f"{run_dir.name}-{source.name}")
+            shutil.copyfile(source, copied[-1])
+    return copied
 
 
 if __name__ == "__main__":
