@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from horizon_zoo import api
-from horizon_zoo.horizons import format_minutes
+from horizon_zoo.horizons import format_reference_minutes
 from horizon_zoo.metr import DEFAULT_REGULARIZATION, reference
 from horizon_zoo.rundir import atomic_write_text, markdown_table
 
@@ -30,10 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _text(m: float, lo: float, hi: float) -> str:
-    def one(v: float) -> str:
-        return "0" if v == 0 else format_minutes(v)
-
-    return f"{one(m)} [{one(lo)}, {one(hi)}]"
+    """Within the bounds the posterior columns print ("< 1 s", "> 30 days")."""
+    return f"{format_reference_minutes(m)} [{format_reference_minutes(lo)}, {format_reference_minutes(hi)}]"
 
 
 def side_by_side(runs: Path, weights: str, run_dir: Path, release_dates: Path | None, n_boot: int
@@ -49,15 +47,33 @@ def side_by_side(runs: Path, weights: str, run_dir: Path, release_dates: Path | 
     rows = []
     for (agent, q), m in published.table.set_index(["agent", "q"]).iterrows():
         row = {"agent": agent, "q": q, "METR (published settings)": _text(m.horizon_min, m.lo95_min, m.hi95_min),
-               "METR unpenalised": format_minutes(unpenalised.table.set_index(["agent", "q"]).loc[(agent, q),
+               "METR unpenalised": format_reference_minutes(unpenalised.table.set_index(["agent", "q"]).loc[(agent, q),
                                                                                               "horizon_min"]),
-               "ML, unweighted": format_minutes(mle.table.set_index(["agent", "q"]).loc[(agent, q), "horizon_min"])}
+               "ML, unweighted": format_reference_minutes(mle.table.set_index(["agent", "q"]).loc[(agent, q), "horizon_min"])}
         for model in models:
             p = posterior[(posterior["model"] == model) & (posterior["agent"] == agent) & (posterior["q"] == q)]
             row[f"{model} posterior"] = p["horizon"].iloc[0] if len(p) else "n/a"
         rows.append(row)
     table = pd.DataFrame(rows)
-    return table, _sentences(published, unpenalised, posterior, data.agents), {
+    # METR's fit extrapolates an agent's p50 below the shortest task when it fails nearly all of
+    # them; such points enter METR's frontier regression like any other, so the doubling time is
+    # also given without them.
+    shortest = float(data.runs["human_minutes"].min())
+    p50 = published.table[published.table["q"] == 0.5].set_index("agent")["horizon_min"]
+    below = [a for a in data.agents if a in p50.index and p50[a] < shortest]
+    sentences = _sentences(published, unpenalised, posterior, data.agents)
+    restricted = ""
+    if below:
+        sentences.insert(0, f"p50: METR's estimate lies below the shortest task ({format_reference_minutes(shortest)}) "
+                            f"for {', '.join(below)}: an extrapolation of the fitted curve, not a measurement.")
+        if data.release_dates and not published.doubling.empty:
+            kept = {a: d for a, d in data.release_dates.items() if a not in below}
+            without = reference(data, [0.5], weights=weights, n_boot=n_boot, release_dates=kept).doubling
+            if not without.empty:
+                w = without.iloc[0]
+                restricted = (f"{w['months']:.1f} months [{w['lo95_months']:.1f}, {w['hi95_months']:.1f}] over "
+                              f"{w['agents']}")
+    return table, sentences, {"restricted_doubling": restricted, "below": ", ".join(below), 
         "best": best, "weights": str(published.settings["weights"]), "n_boot": str(n_boot),
         "doubling": "" if published.doubling.empty else
         (f"{published.doubling.iloc[0]['months']:.1f} months [{published.doubling.iloc[0]['lo95_months']:.1f}, "
@@ -118,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
              "(unweighted fits).", ""]
     if info["doubling"]:
         lines += [f"METR's doubling time of p50 (frontier, bootstrap 95%): {info['doubling']}.", ""]
+    if info["restricted_doubling"]:
+        lines += [f"The same without the agents whose p50 is extrapolated below the shortest task "
+                  f"({info['below']}): {info['restricted_doubling']}.", ""]
     lines += [*[f"- {s}" for s in sentences], ""]
     for q in (0.5, 0.8):
         lines += [f"## p{round(q * 100)}", "", markdown_table(table[table["q"] == q].drop(columns="q"))]
