@@ -52,6 +52,20 @@ class TrendDraws:
     censored: Mapping[str, float]  # share of draws outside the grid, per agent
     # share of posterior draws left out because some agent's curve never reaches q in them
     undefined: float = 0.0
+    # positions (in the flattened chain x draw order) of the posterior draws kept, one per value
+    # of level and slope; None when every draw is kept. Two trends are compared draw by draw.
+    draws: np.ndarray | None = None
+
+    @property
+    def positions(self) -> np.ndarray:
+        """Positions of the draws kept (all of them when ``draws`` is None)."""
+        return np.arange(len(self.slope)) if self.draws is None else self.draws
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        """The slopes of the posterior draws at ``positions`` (each must be one of ``draws``)."""
+        if self.draws is None:
+            return self.slope[positions]
+        return self.slope[np.searchsorted(self.draws, positions)]
 
     @property
     def doubling_months(self) -> np.ndarray:
@@ -179,7 +193,7 @@ def trend_draws(
     return TrendDraws(q=q, curve=CURVES.get(curve, curve), source="per-draw regression", agents=tuple(chosen),
                       level=level, slope=slope, year_mean=float(x_years.mean()),
                       year_range=(float(x_years.min()), float(x_years.max())), censored=censored,
-                      undefined=undefined)
+                      undefined=undefined, draws=np.flatnonzero(defined))
 
 
 def _offgrid_share(minutes: np.ndarray, grid: np.ndarray) -> float:
@@ -280,11 +294,15 @@ def doubling_ratio_table(trends: Sequence[TrendDraws], numerator: float = 0.8,
             continue
         # A doubling time exists only where the horizon grows: the ratio is taken over the draws
         # where both trends grow, and the share of such draws is reported beside it.
-        growing = (den.slope > 0) & (num.slope > 0)
-        ratio = den.slope[growing] / num.slope[growing]  # (12 / slope80) / (12 / slope50)
+        # Each trend keeps the draws in which its every agent reaches its q: pair the common ones.
+        common = np.intersect1d(den.positions, num.positions)
+        slope_den, slope_num = den.at(common), num.at(common)
+        growing = (slope_den > 0) & (slope_num > 0)
+        ratio = slope_den[growing] / slope_num[growing]  # (12 / slope80) / (12 / slope50)
         med, lo, hi = _interval(ratio) if growing.any() else (np.nan, np.nan, np.nan)
         rows.append({"curve": curve, "ratio": f"p{round(numerator * 100)}/p{round(denominator * 100)}",
                      "median": med, "lo95": lo, "hi95": hi, "share_both_growing": float(growing.mean()),
+                     "draws_paired": int(common.size),
                      "agents": ", ".join(num.agents)})
     return pd.DataFrame(rows)
 

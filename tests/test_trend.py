@@ -314,3 +314,20 @@ def test_the_trend_figure_says_the_doubling_time_the_table_says():
     assert _months(trend) == doubling_text(table)[0] + " months"
     assert table.loc[0, "doubling_months"] == pytest.approx(12 / np.median(slope))
     assert np.median(12 / slope) != pytest.approx(12 / np.median(slope), rel=1e-3)  # the old legend's number differs
+
+
+def test_the_doubling_ratio_pairs_the_draws_both_trends_kept():
+    """metr-early: the p80 trend kept 1,116 draws and the p50 trend 1,302 (the others had an agent
+    whose curve never reaches q); the ratio compared arrays of different lengths and crashed."""
+    from horizon_zoo.trend import TrendDraws, doubling_ratio_table
+
+    slope50 = np.array([1.0, 2.0, 3.0, 4.0, 5.0])  # draws 0-4 all kept
+    slope80 = np.array([0.5, 1.5, 2.0])  # only draws 1, 3, 4 kept
+    common = {"curve": "marginal", "source": "per-draw regression", "agents": ("a", "b"), "year_mean": 2023.0,
+              "year_range": (2020.0, 2025.0), "censored": {}}
+    p50 = TrendDraws(q=0.5, level=slope50 * 0, slope=slope50, **common)
+    p80 = TrendDraws(q=0.8, level=slope80 * 0, slope=slope80, draws=np.array([1, 3, 4]), **common)
+    row = doubling_ratio_table([p50, p80]).iloc[0]
+    # pairs (2.0, 0.5), (4.0, 1.5), (5.0, 2.0): ratios 4, 2.67, 2.5
+    assert row["draws_paired"] == 3 and row["share_both_growing"] == 1.0
+    assert row["median"] == pytest.approx(4.0 / 1.5)
