@@ -197,8 +197,12 @@ def trend_draws(
 
 
 def _offgrid_share(minutes: np.ndarray, grid: np.ndarray) -> float:
+    """Share of the draws with a horizon (not NaN) that lie off the grid: NaN draws counted as
+    on the grid let metr-early's davinci-002 (off the grid in 59% of its defined draws) into the
+    trend as if it were mostly measured."""
     minutes = np.asarray(minutes).reshape(-1)
-    return float(np.mean((minutes <= grid[0]) | (minutes >= grid[-1])))
+    minutes = minutes[~np.isnan(minutes)]
+    return float(np.mean((minutes <= grid[0]) | (minutes >= grid[-1]))) if minutes.size else 0.0
 
 
 def joint_trend_draws(idata: xr.DataTree) -> TrendDraws | None:

@@ -331,3 +331,18 @@ def test_the_doubling_ratio_pairs_the_draws_both_trends_kept():
     # pairs (2.0, 0.5), (4.0, 1.5), (5.0, 2.0): ratios 4, 2.67, 2.5
     assert row["draws_paired"] == 3 and row["share_both_growing"] == 1.0
     assert row["median"] == pytest.approx(4.0 / 1.5)
+
+
+def test_the_off_grid_share_that_leaves_an_agent_out_counts_only_draws_with_a_horizon(caplog):
+    """metr-early's davinci-002: no 50% horizon in some draws, below one second in 59% of the
+    rest. Counted over all draws (NaN as on the grid) it stayed under one half and the agent
+    entered the trend at the grid's edge."""
+    dates = {"a": dt.date(2020, 1, 1), "b": dt.date(2022, 1, 1), "c": dt.date(2024, 1, 1)}
+    draws = np.tile(np.array([1.0, 3.0, 5.0]), (1, 100, 1))
+    draws[0, 40:75, 0] = -8.0  # "a" below the grid (one second is -5.9) in 35 draws
+    idata = _curves_idata(draws, list(dates))
+    p = idata["posterior"]["p_curve"].values.copy()
+    p[0, :40, 0, :] = 0.3  # ... and no 50% horizon in 40: off the grid in 35 of its 60 defined draws
+    idata["posterior"]["p_curve"] = idata["posterior"]["p_curve"].copy(data=p)
+    trend = trend_draws(idata, dates, 0.5, agents="all", regression_uncertainty=False)
+    assert trend.agents == ("b", "c") and "left out a (58%)" in caplog.text
