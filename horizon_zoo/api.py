@@ -671,7 +671,7 @@ def _manifest(command: str | None, data: RunData, zoo: list[ZooModel], settings:
         "command": command or " ".join(sys.argv),
         "started": _now(),
         "data": {"source": data.source, "fingerprint": data.fingerprint(),
-                 "weighted": bool(not np.allclose(data.cells["weight"], 1.0))},
+                 "weighted": bool(not np.allclose(data.cells["weight"], 1.0)), "weights": data.weights},
         "models": {m.name: m.sha256 for m in zoo},
         "reference_model": reference_model(zoo),
         "backend": backend,
