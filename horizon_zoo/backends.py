@@ -738,6 +738,14 @@ def _sample_cmdstanpy(
         stan_file.write_text(model.program, encoding="utf-8")
     exe = build_dir / model.name
     cached = exe.exists()
+    broken = _executable_fault(exe) if cached else ""
+    if broken:
+        # A cached executable that no longer starts (its CmdStan's TBB gone, a damaged file):
+        # removed and built once more; a second failure is an error like any other.
+        log.warning("cached CmdStan executable of %s does not run (%s): removed, rebuilding it once", model.name,
+                    broken)
+        exe.unlink()
+        cached = False
     if not cached:
         _say(f"compiling {model.name} with CmdStan (first time only)", progress)
     start = time.perf_counter()
@@ -776,6 +784,8 @@ def _cmdstan_sample(model: ZooModel, compiled_model: Any, data: dict[str, Any], 
                 threads_per_chain=settings.threads_per_chain,
                 iter_warmup=settings.warmup,
                 iter_sampling=settings.draws,
+                # CmdStanPy refuses adaptation without warmup (PyStan just skips it): say so.
+                adapt_engaged=settings.warmup > 0 and not fixed_param,
                 thin=settings.thin,
                 seed=settings.seed,
                 adapt_delta=None if fixed_param else settings.adapt_delta,
@@ -807,6 +817,23 @@ def _cmdstan_sample(model: ZooModel, compiled_model: Any, data: dict[str, Any], 
         backend_version=f"{_version('cmdstanpy')} (CmdStan {_version_text(cmdstanpy.cmdstan_version())})",
         timings={**timings, "sample_s": sampled - start},
     )
+
+
+def _executable_fault(exe: Path) -> str:
+    """Why a compiled CmdStan model does not start (the loader's or the system's message), or ""
+    when its ``info`` method runs (a few milliseconds)."""
+    import subprocess
+
+    try:
+        done = subprocess.run([str(exe), "info"], capture_output=True, text=True, timeout=60, errors="replace")
+    except OSError as exc:  # e.g. "Exec format error" for a file that is not an executable
+        return exc.strerror or str(exc)
+    except subprocess.TimeoutExpired:
+        return "its 'info' method did not answer within 60 s"
+    if done.returncode == 0:
+        return ""
+    text = " ".join((done.stderr or done.stdout).split())
+    return f"exit {done.returncode}: {text[:300]}" if text else f"exit {done.returncode}"
 
 
 def _version_text(version: Any) -> str:

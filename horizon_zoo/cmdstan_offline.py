@@ -6,7 +6,7 @@ PyStan's ``httpstan`` wheel already ships.
 piece: httpstan's wheel carries the Stan and Stan Math headers, Eigen, Boost, SUNDIALS and TBB
 headers, prebuilt ``libtbb.so.2`` and SUNDIALS archives, and a ``stanc`` binary. This module lays
 those out the way CmdStan's makefile expects, supplies the three of Stan Math's make files the
-makefile includes (``horizon_zoo/cmdstan_make/``: flags only, the libraries are the wheel's), and
+makefile includes (``horizon_zoo/cmdstan-make/``: flags only, the libraries are the wheel's), and
 runs ``make build``.
 
 The result lives under :func:`build_root`, keyed by the httpstan installation it
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from horizon_zoo.errors import BackendError
 
-MAKE_FILES = Path(__file__).with_name("cmdstan_make")
+MAKE_FILES = Path(__file__).with_name("cmdstan-make")
 MARKER = "horizon-zoo-build.json"
 
 # CmdStan 2.36 calls Stan's single-path Pathfinder with two template arguments; Stan 2.37 (httpstan

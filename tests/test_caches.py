@@ -78,7 +78,7 @@ def test_a_cached_pystan_module_that_no_longer_loads_is_rebuilt_once(tmp_path):
     removed and rebuilt with one line saying why; the fit then succeeds."""
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg"), "HORIZON_ZOO_CACHE": str(tmp_path / "hz")}
     command = [sys.executable, "-m", "horizon_zoo.cli", "fit", "--model", "bradley_terry", "--chains", "1",
-               "--warmup", "50", "--draws", "50", "--runs-root", str(tmp_path / "runs")]
+               "--warmup", "50", "--draws", "50", "--runs-root", str(tmp_path / "runs"), "--backend", "pystan"]
     first = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-2000:]
     modules = list((tmp_path / "xdg" / "httpstan").glob("*/models/*/*.so"))

@@ -122,3 +122,26 @@ def test_metr_early_compare_gives_the_same_loo_and_horizons_on_both_backends(tmp
     np.testing.assert_allclose(loo_c["elpd_loo"], loo_p["elpd_loo"], rtol=1e-4)
     numeric = [c for c in hor_p.columns if pd.api.types.is_float_dtype(hor_p[c])]
     np.testing.assert_allclose(hor_c[numeric].to_numpy(), hor_p[numeric].to_numpy(), rtol=1e-4)
+
+
+def test_a_cached_executable_that_does_not_start_is_rebuilt_once(tmp_path, monkeypatch, caplog):
+    """Issue 34, the CmdStan leg: a damaged (or orphaned) executable in the cache is removed and
+    built again, with one line saying why, and the fit succeeds."""
+    import shutil
+
+    from horizon_zoo import backends
+
+    data = load_runs(make_runs(n_agents=2, n_tasks=4))
+    settings = SamplerSettings(chains=1, warmup=50, draws=50, seed=2)
+    model = resolve("logistic")
+    fit_model(model, data, settings=settings, backend="cmdstanpy", progress=False)  # compiled in the usual cache
+    built = next((backends.cache_dir() / "cmdstan").glob(f"logistic-{model.sha256[:16]}-*"))
+    monkeypatch.setenv("HORIZON_ZOO_CACHE", str(tmp_path))
+    copy = tmp_path / "cmdstan" / built.name
+    shutil.copytree(built, copy)
+    (copy / "logistic").write_bytes(b"not an executable\n")
+    with caplog.at_level("WARNING", logger="horizon_zoo"):
+        fit = fit_model(model, data, settings=settings, backend="cmdstanpy", progress=False)
+    assert "cached CmdStan executable of logistic does not run (Exec format error)" in caplog.text
+    assert "rebuilding it once" in caplog.text and fit.idata["posterior"].sizes["draw"] == 50
+    assert backends._executable_fault(copy / "logistic") == ""

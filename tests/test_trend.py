@@ -234,10 +234,14 @@ def test_horizons_command_writes_tables_and_figures(tmp_path, write_runs):
     assert main(["-q", "horizons", "--model", "logistic", "--runs", str(runs_path), "--release-dates",
                  str(dates_path), "--fits", str(out / "fits"), "--out", str(again)]) == 0
     assert not (again / "fits").exists()
-    # the saved curves keep 5 significant digits (compact storage): horizons agree to well within 1e-4
-    pd.testing.assert_frame_equal(pd.read_csv(again / "tables" / "horizons.csv").drop(columns="horizon"),
-                                  pd.read_csv(out / "tables" / "horizons.csv").drop(columns="horizon"),
-                                  check_exact=False, rtol=1e-4)
+    # The saved curves keep 4 significant digits (compact storage), so a horizon read from them
+    # moves, but by far less than its posterior uncertainty: within 1% of its 95% interval's width.
+    reread = pd.read_csv(again / "tables" / "horizons.csv")
+    fresh = pd.read_csv(out / "tables" / "horizons.csv")
+    assert reread[["curve", "agent", "q"]].equals(fresh[["curve", "agent", "q"]])
+    width = fresh["hi95_min"] - fresh["lo95_min"]
+    for column in ("median_min", "lo95_min", "hi95_min"):
+        assert ((reread[column] - fresh[column]).abs() <= 0.01 * width).all(), column
 
 
 def test_trend_model_without_dates_is_a_clear_error(write_runs, capsys):
