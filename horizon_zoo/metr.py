@@ -199,14 +199,17 @@ def reference(
                 boot[q][b, i] = log2_horizon(slope, intercept, q)
     rows = []
     for q in qs:
-        # an agent METR skips in every resample (no success at all) has no interval: NaN, quietly
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        # an agent METR skips in every resample (no success at all) has no interval: NaN, quietly;
+        # its point fit (flat, regularised) puts the horizon beyond any float: inf, also quietly
+        with np.errstate(invalid="ignore", over="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = np.nanquantile(boot[q], [0.025, 0.975], axis=0) if n_boot else (np.full(len(agents), np.nan),) * 2
+            horizon = {a: float(np.exp2(log2_horizon(*point[a], q))) for a in agents}
+            lo_min, hi_min = np.exp2(lo), np.exp2(hi)
         for i, a in enumerate(agents):
             slope, intercept = point[a]
-            rows.append({"agent": a, "q": q, "horizon_min": float(np.exp2(log2_horizon(slope, intercept, q))),
-                         "lo95_min": float(np.exp2(lo[i])), "hi95_min": float(np.exp2(hi[i])),
+            rows.append({"agent": a, "q": q, "horizon_min": horizon[a],
+                         "lo95_min": float(lo_min[i]), "hi95_min": float(hi_min[i]),
                          "slope": slope, "intercept": intercept, "runs": int((arrays["agent"] == a).sum()),
                          "boot_skipped": float(skipped[i] / n_boot) if n_boot else np.nan})
     table = pd.DataFrame(rows)
