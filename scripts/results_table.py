@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from horizon_zoo.rundir import markdown_table
+
+PLURAL = {"family": "families"}
 
 
 def loo_with_diagnostics(run_dir: Path) -> pd.DataFrame:
@@ -174,7 +175,7 @@ def block(run_dir: Path, checks_dir: Path | None = None) -> str:
     parts = [settings_line(run_dir), "", "PSIS-LOO over (agent, task) cells, with each fit's diagnostics:", "",
              markdown_table(table), diagnostics_sentence(table), ""]
     for scheme, cv in cv_tables(run_dir).items():
-        parts += [f"Grouped CV, a new {scheme} (elpd of the held-out {scheme}s' runs, summed over groups; "
+        parts += [f"Grouped CV, a new {scheme} (elpd of the held-out {PLURAL.get(scheme, scheme + 's')}' runs, summed over groups; "
                   "`vs logistic` pairs each group with METR's per-agent logistic):", "", markdown_table(cv)]
     structure = structure_table(run_dir, list(table["model"]))
     if not structure.empty:
@@ -229,7 +230,12 @@ def copy_figures(run_dir: Path, target: Path, reference: str = "logistic") -> li
         source = run_dir / "figures" / f"residuals_cv_{model}.png"
         if source.is_file():
             copied.append(target / f"{run_dir.name}-{source.name}")
-            shutil.copyfile(source, copied[-1])
+            # a 256-colour palette: a task x task heatmap of a large suite is ~800 KB as rendered and
+            # a quarter of that quantised, with no difference to see (the repository keeps them)
+            from PIL import Image
+
+            with Image.open(source) as image:
+                image.convert("RGB").quantize(256).save(copied[-1], optimize=True)
     return copied
 
 

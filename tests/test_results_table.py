@@ -75,8 +75,13 @@ def test_the_readme_block_is_replaced_between_its_markers_only(rt, tmp_path):
 def test_figures_are_copied_for_the_reference_and_the_models_the_verdict_names(rt, tmp_path):
     run = _run(tmp_path / "metr-early-cv")
     (run / "figures").mkdir()
+    from PIL import Image
+
     for m in ("task_effects", "logistic", "other"):
-        (run / "figures" / f"residuals_cv_{m}.png").write_bytes(b"png")
+        Image.new("RGB", (40, 30), (200, 30, 30)).save(run / "figures" / f"residuals_cv_{m}.png")
     copied = rt.copy_figures(run, tmp_path / "docs")
     assert [p.name for p in copied] == ["metr-early-cv-residuals_cv_logistic.png",
                                         "metr-early-cv-residuals_cv_task_effects.png"]
+    # stored as a palette image that shows the same picture
+    with Image.open(copied[0]) as image:
+        assert image.mode == "P" and image.size == (40, 30) and image.convert("RGB").getpixel((5, 5)) == (200, 30, 30)
