@@ -78,8 +78,8 @@ DATASET_NOTES = {"scaleup": f"Scale-up: {SCALEUP['agents']} agents x {SCALEUP['t
                  "is 1.01-1.02 ('warn'), more draws at a higher thinning (--draws 2000 --thin 8) keep the "
                  "same output."}
 SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc", "threads", "storage", "backends")
-MERGED_PER_MODEL = ("fits", "gq", "cold", "sbc", "threads", "backends")  # one row per model: a run replaces its models' rows only
-PER_DATASET = ("fits", "compare", "gq", "threads", "backends")  # one result file per dataset, so datasets can be measured at different times
+MERGED_PER_MODEL = ("fits", "gq", "cold", "sbc", "threads", "backends", "storage")  # one row per model: a run replaces its models' rows only
+PER_DATASET = ("fits", "compare", "gq", "threads", "backends", "storage")  # one result file per dataset, so datasets can be measured at different times
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -416,21 +416,22 @@ def section_bootstrap(datasets: list[str], settings: dict[str, Any], n_boot: int
     return pd.DataFrame(summary), pd.concat(per_agent, ignore_index=True)
 
 
-def section_storage(run_dirs: list[Path]) -> pd.DataFrame:
-    """Every saved fit of the given run directories written twice: with the previous encoding (all
-    values as computed, float64 log_lik and curves, int32 y_rep; zlib level 1) and with the compact
-    one of horizon_zoo.fit (quantised float32 log_lik and curves, the smallest integer y_rep). MB on
-    disk, write seconds, and the largest change of a PSIS-LOO elpd it causes."""
+def storage_worker(model_name: str, dataset: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """One fresh fit, held in memory as the sampler hands it over (float64 draws, int y_rep), written
+    twice: with the previous encoding (values as computed, float64 log_lik and curves, int32 y_rep;
+    zlib level 1) and with the compact one of horizon_zoo.fit (quantised float32 log_lik and
+    curves, the smallest integer y_rep). A saved fit cannot serve: it is already quantised, which
+    flatters the previous encoding. Runs in its own process."""
     import tempfile
 
     import xarray as xr
 
+    from horizon_zoo.backends import SamplerSettings
     from horizon_zoo.compare import loo
-    from horizon_zoo.fit import _compression, load_fit
+    from horizon_zoo.fit import _compression, fit_model
+    from horizon_zoo.registry import resolve
 
     def old_encoding(idata: Any) -> dict[str, Any]:
-        # as the sampler hands them over: float64 draws, int32 replicates (a reloaded compact fit is
-        # float32, which would flatter the old encoding)
         def one(name: str, var: Any) -> dict[str, Any]:
             enc = {"zlib": True, "complevel": 1, "shuffle": name != "log_lik"}
             if np.issubdtype(var.dtype, np.floating):
@@ -442,32 +443,42 @@ def section_storage(run_dirs: list[Path]) -> pd.DataFrame:
         return {node.path: {name: one(name, var) for name, var in node.data_vars.items()}
                 for node in idata.subtree if node.has_data}
 
-    rows = []
+    idata = fit_model(resolve(model_name), load_dataset(dataset), settings=SamplerSettings(**settings),
+                      progress=True).idata
+    if idata["log_likelihood"]["log_lik"].dtype != np.float64:
+        raise RuntimeError(f"{model_name}: the fit's log_lik is {idata['log_likelihood']['log_lik'].dtype}, "
+                           "not the sampler's float64")
+    sizes = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for run_dir in run_dirs:
-            for nc in sorted((run_dir / "fits").glob("*.nc")):
-                idata, _ = load_fit(nc)
-                sizes = {}
-                for label, encoding in (("previous", old_encoding(idata)), ("compact", _compression(idata))):
-                    out = Path(tmp) / f"{run_dir.name}-{nc.stem}-{label}.nc"
-                    start = time.perf_counter()
-                    idata.to_netcdf(out, engine="netcdf4", encoding=encoding)
-                    sizes[label] = (out.stat().st_size / 1e6, time.perf_counter() - start)
-                with xr.open_datatree(Path(tmp) / f"{run_dir.name}-{nc.stem}-compact.nc", engine="netcdf4") as f:
-                    back = f.load()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    delta = abs(loo(back).elpd - loo(idata).elpd)
-                for label in ("previous", "compact"):  # one fit's copies at a time on disk
-                    (Path(tmp) / f"{run_dir.name}-{nc.stem}-{label}.nc").unlink()
-                rows.append({"run": run_dir.name, "model": nc.stem, "cells": idata["log_likelihood"].sizes["cell"],
-                             "draws": idata["log_likelihood"].sizes["chain"] * idata["log_likelihood"].sizes["draw"],
-                             "previous MB": sizes["previous"][0], "compact MB": sizes["compact"][0],
-                             "ratio": sizes["compact"][0] / sizes["previous"][0],
-                             "previous write s": sizes["previous"][1], "compact write s": sizes["compact"][1],
-                             "elpd_loo change": delta})
+        for label, encoding in (("previous", old_encoding(idata)), ("compact", _compression(idata))):
+            out = Path(tmp) / f"{label}.nc"
+            start = time.perf_counter()
+            idata.to_netcdf(out, engine="netcdf4", encoding=encoding)
+            sizes[label] = (out.stat().st_size / 1e6, time.perf_counter() - start)
+        with xr.open_datatree(Path(tmp) / "compact.nc", engine="netcdf4") as f:
+            back = f.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            delta = abs(loo(back).elpd - loo(idata).elpd)
+    log_lik = idata["log_likelihood"]
+    return {"dataset": dataset, "model": model_name, "cells": log_lik.sizes["cell"],
+            "draws": log_lik.sizes["chain"] * log_lik.sizes["draw"],
+            "previous MB": sizes["previous"][0], "compact MB": sizes["compact"][0],
+            "ratio": sizes["compact"][0] / sizes["previous"][0],
+            "previous write s": sizes["previous"][1], "compact write s": sizes["compact"][1],
+            "elpd_loo change": delta}
+
+
+def section_storage(models: list[str], datasets: list[str], settings: dict[str, Any]) -> pd.DataFrame:
+    """Disk per saved fit, previous encoding against the compact one, for each model and dataset
+    (fresh fits: see storage_worker), with the total per dataset."""
+    rows = []
+    for dataset in datasets:
+        for model in models:
+            print(f"storage: {model} on {dataset} ...", file=sys.stderr, flush=True)
+            rows.append(in_fresh_process(storage_worker, model, dataset, settings))
     table = pd.DataFrame(rows)
-    totals = table.groupby("run")[["previous MB", "compact MB"]].sum().reset_index()
+    totals = table.groupby("dataset")[["previous MB", "compact MB"]].sum().reset_index()
     return pd.concat([table, totals.assign(model="(all fits)")], ignore_index=True)
 
 
@@ -566,6 +577,10 @@ TITLES = {"fits": "Fits: time, ESS/s, memory per model and dataset",
 
 # How to read a section's table (rendered with every result file of the section).
 SECTION_NOTES = {
+    "storage": "Each model fitted afresh and held in memory as the sampler hands it over, then written "
+               "twice: the previous encoding (float64 draws, int32 y_rep) and the compact one that fits are "
+               "saved with now. elpd_loo change is PSIS-LOO's elpd from the compact file minus the in-memory "
+               "one. The (all fits) row sums the models measured.",
     "backends": "Each model compiled into empty caches, then sampled with the same seed and settings, on "
                 "PyStan (httpstan's Stan) and on the CmdStan built by `horizon-zoo cmdstan build` from the "
                 "same Stan headers and stanc; one backend at a time, nothing else running. ratio = CmdStan / "
@@ -742,7 +757,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto", choices=("auto", "pystan", "cmdstanpy"),
                         help="fits, compare: the Stan backend (auto: CmdStan when installed); results on "
                              "CmdStan keep their own file")
-    parser.add_argument("--run-dirs", metavar="DIR[,DIR]", help="storage: run directories whose fits/ to measure")
     parser.add_argument("--keep-runs", type=Path, metavar="DIR",
                         help="keep each compare run directory as DIR/<dataset> (default: thrown away)")
     args = parser.parse_args(argv)
@@ -769,7 +783,8 @@ def main(argv: list[str] | None = None) -> int:
                    "compare": lambda dataset: section_compare([dataset], settings, args.keep_runs, args.jobs, backend),
                    "gq": lambda dataset: section_gq(models, dataset, settings, sampler),
                    "threads": lambda dataset: section_threads(models, dataset, settings),
-                   "backends": lambda dataset: section_backends(models, dataset, settings)}
+                   "backends": lambda dataset: section_backends(models, dataset, settings),
+                   "storage": lambda dataset: section_storage(models, [dataset], settings)}
     for section in args.sections.split(","):
         if section in PER_DATASET:
             for dataset in datasets:
@@ -793,10 +808,6 @@ def main(argv: list[str] | None = None) -> int:
             store("bootstrap_agents", agents[["dataset", "agent", "median_min", "lo95_min", "hi95_min",
                                               "boot_median_min", "boot_lo95_min", "boot_hi95_min",
                                               "boot_off_scale", "intervals_overlap"]], command, sampler=sampler)
-        elif section == "storage":
-            if not args.run_dirs:
-                parser.error("--sections storage needs --run-dirs DIR[,DIR]: kept run directories with fits/")
-            store("storage", section_storage([Path(d) for d in args.run_dirs.split(",")]), command)
         elif section == "sbc":
             store("sbc", section_sbc(models, args.sims, args.jobs), command,
                   note=f"Design: the embedded dataset cut to 6 agents x 40 tasks; 2 chains x 500 draws per fit, "
