@@ -583,7 +583,7 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
         _write_metr_tables(result.metr, tables)
     from horizon_zoo.rundir import markdown_table
 
-    loo_cols = ["model", "rank", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "n_high_k"]
+    loo_cols = ["model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "n_high_k"]
     sentences, best_horizons = headline(result)
     atomic_write_text(result.run_dir / "headline.md", "\n".join(f"- {line}" for line in sentences) + "\n")
     write_table(best_horizons, tables, "headline_horizons")

@@ -184,7 +184,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
             from horizon_zoo.compare import WEIGHTED_ELPD_NOTE
 
             doc.para(WEIGHTED_ELPD_NOTE)
-        doc.table(loo[[c for c in ("model", "rank", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight",
+        doc.table(loo[[c for c in ("model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight",
                                    "n_high_k", "loo_method") if c in loo.columns]])
     cv = _read(run_dir, "cv")
     if cv is not None:
@@ -195,7 +195,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         from horizon_zoo.cv import CV_MEANING_NOTE
 
         doc.para(CV_MEANING_NOTE, note=True)
-        doc.table(cv)
+        doc.table(cv.drop(columns="rank", errors="ignore"))  # rows are best first; ArviZ counts from 0
         if (figures / "cv.png").is_file():
             doc.figure(run_dir, figures / "cv.png", "elpd difference from the best model, 2 SE bars")
     structure = _read(run_dir, "checks_cv")

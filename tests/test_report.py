@@ -97,3 +97,5 @@ def test_the_report_opens_with_the_headline_and_links_every_section_from_the_nav
     assert "<code>" in page and "`" not in re.sub(r"<code>.*?</code>", "", page.split("<body>")[1])
     assert "<details><summary>p-values of every check" in page
     assert "nan" not in md_path.read_text()
+    # the comparison tables are listed best first without ArviZ's 0-based rank (issue 32)
+    assert "<th>rank</th>" not in page and "| rank |" not in md_path.read_text()
