@@ -50,6 +50,12 @@ from horizon_zoo.errors import ModelError
 STAN_INIT_RADIUS = 2.0
 
 HEADER_RE = re.compile(r"\A\s*/\*\s*---\s*\n(?P<yaml>.*?)\n\s*---\s*\*/", re.DOTALL)
+# ``#include name.stan`` on a line of its own (quotes or angle brackets optional, as stanc allows):
+# the zoo's shared pieces (the data block, the weighted likelihood, quadrature constants) live in
+# ``stan_models/include/`` and are pasted in before anything sees the program, so both backends,
+# the hash and ``stanc --info`` meet one self-contained program.
+INCLUDE_RE = re.compile(r'^[ \t]*#include[ \t]+[<"]?(?P<name>[^\s">]+)[">]?[ \t]*$', re.MULTILINE)
+INCLUDE_DIR = "include"
 # Header keys that change how a program is sampled, so they are part of its hash.
 SAMPLER_HEADER_KEYS = ("adapt_delta", "init_radius")
 REQUIRED_HEADER_KEYS = ("name", "title", "hypothesis", "source", "keywords", "parameters", "priors")
@@ -63,22 +69,25 @@ class ZooModel:
 
     name: str
     path: Path
-    code: str
+    code: str  # the file as written, #include lines and all
     header: dict[str, Any]
     parameter_dims: dict[str, tuple[str, ...]]
     generated_dims: dict[str, tuple[str, ...]]
     info: dict[str, Any] = field(repr=False)
+    expanded: str = field(default="", repr=False)  # the file with its #include lines replaced
 
     @property
     def program(self) -> str:
-        """The Stan program the backends compile: the file with its header comment blanked out
-        (the same number of lines, so compiler messages keep their line numbers). A header edit
-        within the header's lines, such as a reworded prior, then neither recompiles the program
-        nor invalidates cached fits; one that changes the number of lines does both once."""
-        match = HEADER_RE.match(self.code)
+        """The Stan program the backends compile: the file with its includes expanded and its
+        header comment blanked out (the same number of lines, so compiler messages keep their
+        line numbers up to the first include). A header edit within the header's lines, such as a
+        reworded prior, then neither recompiles the program nor invalidates cached fits; one that
+        changes the number of lines does both once, and so does an edit of an included file."""
+        code = self.expanded or self.code
+        match = HEADER_RE.match(code)
         if match is None:
-            return self.code
-        return "\n" * self.code.count("\n", 0, match.end()) + self.code[match.end():]
+            return code
+        return "\n" * code.count("\n", 0, match.end()) + code[match.end():]
 
     @property
     def sha256(self) -> str:
@@ -116,7 +125,7 @@ class ZooModel:
 
         A ``sum_to_zero_vector`` has one free parameter fewer than its length.
         """
-        zero_sum = set(re.findall(r"\bsum_to_zero_vector\s*\[[^\]]*\]\s*(\w+)", self.code))
+        zero_sum = set(re.findall(r"\bsum_to_zero_vector\s*\[[^\]]*\]\s*(\w+)", self.program))
         counts: dict[str, int] = {}
         for name, dims in self.parameter_dims.items():
             key = "·".join(SIZE_OF_DIM.get(d, d) for d in dims) or "1"
@@ -188,7 +197,8 @@ def load_model(path: str | Path) -> ZooModel:
         raise ModelError(f"{path}: no such Stan file.")
     code = path.read_text(encoding="utf-8")
     header = parse_header(code, path)
-    info = program_info(code, str(path))
+    expanded = expand_includes(code, path)
+    info = program_info(expanded, str(path))
     problems = check_program_interface(info)
     declared = dims_from_keys(header["parameters"], path)
     generated = dims_from_keys(header.get("generated") or {}, path)
@@ -219,7 +229,35 @@ def load_model(path: str | Path) -> ZooModel:
     if problems:
         raise ModelError(f"{path} breaks the model contract:\n  - " + "\n  - ".join(problems))
     return ZooModel(name=path.stem, path=path, code=code, header=header, parameter_dims=declared,
-                    generated_dims=generated, info=info)
+                    generated_dims=generated, info=info, expanded=expanded)
+
+
+def include_dirs(path: Path) -> list[Path]:
+    """Where a program's ``#include`` files are found: ``include/`` beside the program, then the
+    zoo's ``stan_models/include/`` (so a model written anywhere can use the zoo's pieces)."""
+    dirs = [path.parent / INCLUDE_DIR, default_models_dir() / INCLUDE_DIR]
+    return list(dict.fromkeys(d.resolve() for d in dirs))
+
+
+def expand_includes(code: str, path: Path) -> str:
+    """``code`` (the program at ``path``) with every ``#include`` line replaced by the file it
+    names, recursively; included files are looked up where ``path``'s own includes are."""
+    dirs = include_dirs(path)
+
+    def expand(text: str, chain: tuple[Path, ...]) -> str:
+        def paste(match: re.Match[str]) -> str:
+            name = match.group("name")
+            found = next((d / name for d in dirs if (d / name).is_file()), None)
+            if found is None:
+                raise ModelError(f"{path}: '#include {name}' names no file in {', '.join(map(str, dirs))}.")
+            if found in chain:
+                loop = " -> ".join(p.name for p in (*chain, found))
+                raise ModelError(f"{path}: '#include {name}' includes itself ({loop}).")
+            return expand(found.read_text(encoding="utf-8").rstrip("\n"), (*chain, found))
+
+        return INCLUDE_RE.sub(paste, text)
+
+    return expand(code, ())
 
 
 def parse_header(code: str, path: Path) -> dict[str, Any]:

@@ -48,7 +48,8 @@ def new_model(name: str, source: str = "logistic", models_dir: str | Path | None
         "//  1. header: title, hypothesis, source; every parameter under 'parameters' with its dims and\n"
         "//     under 'priors' with its prior and why; derived quantities under 'generated'.\n"
         "//  2. parameters, model, generated quantities. Keep the data block exactly as it is (the contract)\n"
-        "//     and keep log_lik, y_rep and p_curve in generated quantities (stan_models/README.md).\n"
+        "//     and keep log_lik, y_rep and p_curve in generated quantities (stan_models/README.md). The\n"
+        "//     #include lines paste the zoo's shared pieces from stan_models/include/.\n"
         f"//  3. horizon-zoo validate-model {target}  (header, compile, prior draw, recovery fit)\n"
     )
     end = code.index("--- */") + len("--- */")

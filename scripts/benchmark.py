@@ -205,8 +205,8 @@ def without_gq(model: Any) -> Any:
 
     from horizon_zoo.registry import program_info
 
-    code = re.split(r"^generated quantities\s*\{", model.code, flags=re.MULTILINE)[0]
-    return dataclasses.replace(model, code=code, info=program_info(code, model.name))
+    code = re.split(r"^generated quantities\s*\{", model.program, flags=re.MULTILINE)[0]
+    return dataclasses.replace(model, code=code, expanded=code, info=program_info(code, model.name))
 
 
 def without_gq_worker(model_name: str, dataset: str, settings: dict[str, Any]) -> dict[str, Any]:

@@ -45,13 +45,7 @@ priors:
   z_af: "std_normal(): non-centred"
 --- */
 functions {
-  // The vectorised lpmf takes no weights: weighted fits (task weights, CV folds) use the kernel.
-  real binomial_logit_weighted(array[] int y, array[] int n, vector eta, vector w, int is_weighted) {
-    if (!is_weighted) return binomial_logit_lpmf(y | n, eta);
-    // the binomial kernel as one vector expression (the coefficients are constants): a loop of
-    // scalar lpmfs made every weighted fit, and so every CV fold, pay for N autodiff nodes
-    return dot_product(w, to_vector(y) .* eta - to_vector(n) .* log1p_exp(eta));
-  }
+#include binomial_logit_weighted.stan
   vector cells_eta(int start, int end, array[] int agent, array[] int task, array[] int af_index,
                    vector x, vector alpha, vector beta, vector task_effect, vector af_effect) {
     array[end - start + 1] int a = agent[start:end];
@@ -69,19 +63,7 @@ functions {
   }
 }
 data {
-  int<lower=1> N;                             // binomial cells (agent x task)
-  int<lower=1> A;                             // agents
-  int<lower=1> T;                             // tasks
-  int<lower=1> F;                             // task families
-  array[N] int<lower=1, upper=A> agent;       // agent of each cell
-  array[N] int<lower=1, upper=T> task;        // task of each cell
-  array[T] int<lower=1, upper=F> family;      // family of each task
-  vector[T] log_minutes;                      // natural log of human minutes per task
-  array[N] int<lower=1> n_runs;               // runs per cell
-  array[N] int<lower=0> n_success;            // successful runs per cell
-  vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
-  int<lower=1> G;                             // grid points for curves
-  vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+#include data.stan
   int<lower=0> grainsize;                     // cells per reduce_sum slice; 0 = one thread
 }
 transformed data {
@@ -92,15 +74,7 @@ transformed data {
   vector[G] x_grid = log_minutes_grid / log(2) - centre;
   // 15-point Gauss-Hermite rule for E[f(Z)], Z ~ normal(0, 1): integrates task-level effects
   // out of p_curve (error < 1e-3 for logit sd up to 3).
-  vector[15] gh_x = [-6.36394788882984, -5.19009359130478, -4.19620771126902, -3.28908242439877,
-                     -2.43243682700976, -1.60671006902873, -0.799129068324548, 0, 0.799129068324548,
-                     1.60671006902873, 2.43243682700976, 3.28908242439877, 4.19620771126902,
-                     5.19009359130478, 6.36394788882984]';
-  vector[15] gh_w = [8.58964989963325e-10, 5.9754195979206e-07, 5.64214640518903e-05,
-                     0.00156735750354996, 0.0173657744921376, 0.0894177953998444,
-                     0.232462293609732, 0.318259518259518, 0.232462293609732, 0.0894177953998444,
-                     0.0173657744921376, 0.00156735750354996, 5.64214640518903e-05,
-                     5.9754195979206e-07, 8.58964989963325e-10]';
+#include gauss_hermite.stan
   // z_af is stored column-major: agent a in family f sits at (f - 1) * A + a.
   array[N] int af_index;
   for (n in 1:N) af_index[n] = (family[task[n]] - 1) * A + agent[n];

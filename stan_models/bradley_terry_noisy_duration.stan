@@ -34,35 +34,18 @@ priors:
   sigma_dur: >-
     half-normal(0, 1): below 1.96 with prior probability 95%, an sd of offsets up to a factor e^1.96, about 7
 --- */
+functions {
+#include binomial_logit_weighted.stan
+}
 data {
-  int<lower=1> N;                             // binomial cells (agent x task)
-  int<lower=1> A;                             // agents
-  int<lower=1> T;                             // tasks
-  int<lower=1> F;                             // task families
-  array[N] int<lower=1, upper=A> agent;       // agent of each cell
-  array[N] int<lower=1, upper=T> task;        // task of each cell
-  array[T] int<lower=1, upper=F> family;      // family of each task
-  vector[T] log_minutes;                      // natural log of human minutes per task
-  array[N] int<lower=1> n_runs;               // runs per cell
-  array[N] int<lower=0> n_success;            // successful runs per cell
-  vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
-  int<lower=1> G;                             // grid points for curves
-  vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+#include data.stan
 }
 transformed data {
-  // The vectorised lpmf takes no weights: weighted fits (task weights, CV folds) use the kernel.
+  // Unit weights take the vectorised lpmf, any other the weighted kernel (binomial_logit_weighted).
   int is_weighted = min(weight) != 1 || max(weight) != 1;
   // 15-point Gauss-Hermite rule for E[f(Z)], Z ~ normal(0, 1): integrates task-level effects
   // out of p_curve (error < 1e-3 for logit sd up to 3).
-  vector[15] gh_x = [-6.36394788882984, -5.19009359130478, -4.19620771126902, -3.28908242439877,
-                     -2.43243682700976, -1.60671006902873, -0.799129068324548, 0, 0.799129068324548,
-                     1.60671006902873, 2.43243682700976, 3.28908242439877, 4.19620771126902,
-                     5.19009359130478, 6.36394788882984]';
-  vector[15] gh_w = [8.58964989963325e-10, 5.9754195979206e-07, 5.64214640518903e-05,
-                     0.00156735750354996, 0.0173657744921376, 0.0894177953998444,
-                     0.232462293609732, 0.318259518259518, 0.232462293609732, 0.0894177953998444,
-                     0.0173657744921376, 0.00156735750354996, 5.64214640518903e-05,
-                     5.9754195979206e-07, 8.58964989963325e-10]';
+#include gauss_hermite.stan
 }
 parameters {
   vector[A] phi;
@@ -84,11 +67,7 @@ model {
   // has sigma_dur^-(T - 1): normal_lpdf's sigma_dur^-T is corrected by one log(sigma_dur).
   delta0 ~ normal(0, sigma_dur);
   target += log(sigma_dur);
-  if (is_weighted) {
-    target += dot_product(weight, to_vector(n_success) .* eta - to_vector(n_runs) .* log1p_exp(eta));
-  } else {
-    target += binomial_logit_lpmf(n_success | n_runs, eta);
-  }
+  target += binomial_logit_weighted(n_success, n_runs, eta, weight, is_weighted);
 }
 generated quantities {
   vector[N] log_lik;

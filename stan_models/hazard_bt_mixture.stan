@@ -43,13 +43,7 @@ functions {
   vector log_p_to_logit(vector log_p) {
     return log_p - log1m_exp(log_p);
   }
-  // The vectorised lpmf takes no weights: weighted fits (task weights, CV folds) use the kernel.
-  real binomial_logit_weighted(array[] int y, array[] int n, vector eta, vector w, int is_weighted) {
-    if (!is_weighted) return binomial_logit_lpmf(y | n, eta);
-    // the binomial kernel as one vector expression (the coefficients are constants): a loop of
-    // scalar lpmfs made every weighted fit, and so every CV fold, pay for N autodiff nodes
-    return dot_product(w, to_vector(y) .* eta - to_vector(n) .* log1p_exp(eta));
-  }
+#include binomial_logit_weighted.stan
   vector cells_eta(int start, int end, array[] int agent, array[] int task, vector log_minutes,
                    vector theta, vector log_lambda) {
     array[end - start + 1] int a = agent[start:end];
@@ -67,19 +61,7 @@ functions {
   }
 }
 data {
-  int<lower=1> N;                             // binomial cells (agent x task)
-  int<lower=1> A;                             // agents
-  int<lower=1> T;                             // tasks
-  int<lower=1> F;                             // task families
-  array[N] int<lower=1, upper=A> agent;       // agent of each cell
-  array[N] int<lower=1, upper=T> task;        // task of each cell
-  array[T] int<lower=1, upper=F> family;      // family of each task
-  vector[T] log_minutes;                      // natural log of human minutes per task
-  array[N] int<lower=1> n_runs;               // runs per cell
-  array[N] int<lower=0> n_success;            // successful runs per cell
-  vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
-  int<lower=1> G;                             // grid points for curves
-  vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+#include data.stan
   int<lower=0> grainsize;                     // cells per reduce_sum slice; 0 = one thread
 }
 transformed data {

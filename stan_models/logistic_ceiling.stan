@@ -24,22 +24,10 @@ priors:
   guess: "beta(1, 20) on (0, 0.5): near 0 unless the data insist (prior mean 0.05)"
 --- */
 data {
-  int<lower=1> N;                             // binomial cells (agent x task)
-  int<lower=1> A;                             // agents
-  int<lower=1> T;                             // tasks
-  int<lower=1> F;                             // task families
-  array[N] int<lower=1, upper=A> agent;       // agent of each cell
-  array[N] int<lower=1, upper=T> task;        // task of each cell
-  array[T] int<lower=1, upper=F> family;      // family of each task
-  vector[T] log_minutes;                      // natural log of human minutes per task
-  array[N] int<lower=1> n_runs;               // runs per cell
-  array[N] int<lower=0> n_success;            // successful runs per cell
-  vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
-  int<lower=1> G;                             // grid points for curves
-  vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+#include data.stan
 }
 transformed data {
-  // The vectorised lpmf takes no weights: weighted fits (task weights, CV folds) use the kernel.
+  // Unit weights take the vectorised lpmf, any other the weighted kernel (binomial_logit_weighted).
   int is_weighted = min(weight) != 1 || max(weight) != 1;
   // Centring at the suite's mean log2 length decorrelates intercepts and slopes.
   real centre = mean(log_minutes) / log(2);

@@ -22,23 +22,14 @@ priors:
   tau_beta: "half-normal(0, 0.5): slopes differing by more than ~1 per doubling are implausible"
   z_beta: "std_normal(): non-centred parameterisation"
 --- */
+functions {
+#include binomial_logit_weighted.stan
+}
 data {
-  int<lower=1> N;                             // binomial cells (agent x task)
-  int<lower=1> A;                             // agents
-  int<lower=1> T;                             // tasks
-  int<lower=1> F;                             // task families
-  array[N] int<lower=1, upper=A> agent;       // agent of each cell
-  array[N] int<lower=1, upper=T> task;        // task of each cell
-  array[T] int<lower=1, upper=F> family;      // family of each task
-  vector[T] log_minutes;                      // natural log of human minutes per task
-  array[N] int<lower=1> n_runs;               // runs per cell
-  array[N] int<lower=0> n_success;            // successful runs per cell
-  vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
-  int<lower=1> G;                             // grid points for curves
-  vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+#include data.stan
 }
 transformed data {
-  // The vectorised lpmf takes no weights: weighted fits (task weights, CV folds) use the kernel.
+  // Unit weights take the vectorised lpmf, any other the weighted kernel (binomial_logit_weighted).
   int is_weighted = min(weight) != 1 || max(weight) != 1;
   // Centring at the suite's mean log2 length decorrelates intercepts and slopes.
   real centre = mean(log_minutes) / log(2);
@@ -57,11 +48,7 @@ model {
   mu_beta ~ normal(-0.7, 0.7);
   tau_beta ~ normal(0, 0.5);
   z_beta ~ std_normal();
-  if (is_weighted) {
-    target += dot_product(weight, to_vector(n_success) .* eta - to_vector(n_runs) .* log1p_exp(eta));
-  } else {
-    target += binomial_logit_lpmf(n_success | n_runs, eta);
-  }
+  target += binomial_logit_weighted(n_success, n_runs, eta, weight, is_weighted);
 }
 generated quantities {
   vector[N] log_lik;

@@ -39,20 +39,11 @@ priors:
     normal(-0.7, 0.7) truncated at 0: the Bradley-Terry slope -ln(2) per doubling at the centre;
     negative because an agent's 50% horizon is only defined when longer tasks are harder
 --- */
+functions {
+#include binomial_logit_weighted.stan
+}
 data {
-  int<lower=1> N;                             // binomial cells (agent x task)
-  int<lower=1> A;                             // agents
-  int<lower=1> T;                             // tasks
-  int<lower=1> F;                             // task families
-  array[N] int<lower=1, upper=A> agent;       // agent of each cell
-  array[N] int<lower=1, upper=T> task;        // task of each cell
-  array[T] int<lower=1, upper=F> family;      // family of each task
-  vector[T] log_minutes;                      // natural log of human minutes per task
-  array[N] int<lower=1> n_runs;               // runs per cell
-  array[N] int<lower=0> n_success;            // successful runs per cell
-  vector<lower=0>[N] weight;                  // likelihood weight per cell (1 = unweighted)
-  int<lower=1> G;                             // grid points for curves
-  vector[G] log_minutes_grid;                 // natural log of minutes on the grid
+#include data.stan
   vector[A] release_year;                     // release date of each agent, decimal years
 }
 transformed data {
@@ -82,11 +73,7 @@ model {
   sigma_agent ~ gamma(2, 2);
   z_agent ~ std_normal();
   beta ~ normal(-0.7, 0.7);
-  if (is_weighted) {
-    target += dot_product(weight, to_vector(n_success) .* eta - to_vector(n_runs) .* log1p_exp(eta));
-  } else {
-    target += binomial_logit_lpmf(n_success | n_runs, eta);
-  }
+  target += binomial_logit_weighted(n_success, n_runs, eta, weight, is_weighted);
 }
 generated quantities {
   vector[N] log_lik;

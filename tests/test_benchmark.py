@@ -85,7 +85,7 @@ def test_every_zoo_model_can_be_cut_to_its_sampling_part(bench):
         assert bare.info["parameters"] == model.info["parameters"], name
         assert bare.info.get("transformed parameters") == model.info.get("transformed parameters"), name
         declared = re.compile(r"\blog_lik\b")  # the variable, not cells_log_lik
-        assert len(bare.code) < len(model.code) and declared.search(model.code) and not declared.search(bare.code), name
+        assert len(bare.program) < len(model.program) and declared.search(model.program) and not declared.search(bare.program), name
 
 
 def test_gq_rows_pair_with_fits_of_the_same_sampler_only(bench, monkeypatch):

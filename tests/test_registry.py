@@ -96,10 +96,11 @@ def test_the_compiled_program_is_the_file_without_its_header_and_header_prose_ch
     model = load_model(ZOO / "logistic.stan")
     program = model.program
     assert "hypothesis:" not in program and "alpha ~ normal(0, 2.5);" in program
-    # the same lines, so a compiler message's line number points into the file
-    assert program.count("\n") == code.count("\n")
-    line = next(i for i, text in enumerate(code.splitlines()) if "alpha ~ normal(0, 2.5);" in text)
-    assert program.splitlines()[line] == code.splitlines()[line]
+    # the header blanked to as many lines, so a compiler message's line number points into the
+    # file with its includes expanded
+    assert program.count("\n") == model.expanded.count("\n")
+    line = next(i for i, text in enumerate(model.expanded.splitlines()) if "alpha ~ normal(0, 2.5);" in text)
+    assert program.splitlines()[line] == model.expanded.splitlines()[line]
     path = tmp_path / "logistic.stan"
     path.write_text(code.replace("weakly informative", "a reworded reason"))
     reworded = load_model(path)
@@ -119,3 +120,42 @@ def test_the_reference_model_is_marked_by_its_header_not_by_python(tmp_path):
     (tmp_path / "other.stan").write_text(code.replace("keywords: [", "keywords: [reference, ", 1))
     (tmp_path / "logistic.stan").write_text((ZOO / "logistic.stan").read_text().replace(", reference]", "]"))
     assert reference_model(discover(tmp_path).values()) == "other"
+
+
+def test_shared_pieces_are_pasted_in_and_an_edit_of_one_changes_the_hash(tmp_path):
+    """#include lines name files in include/ beside the program, else in the zoo's include/; the
+    backends, stanc --info and the hash all see the expanded program."""
+    zoo_logistic = resolve("logistic")
+    assert "#include data.stan" in zoo_logistic.code and "#include" not in zoo_logistic.program
+    assert "vector<lower=0>[N] weight;" in zoo_logistic.program and "binomial_logit_weighted(" in zoo_logistic.program
+    models = tmp_path / "models"
+    shutil.copytree(ZOO / "include", models / "include")
+    shutil.copy(ZOO / "logistic.stan", models / "logistic.stan")
+    assert load_model(models / "logistic.stan").sha256 == zoo_logistic.sha256
+    shared = models / "include" / "binomial_logit_weighted.stan"
+    shared.write_text(shared.read_text().replace("return dot_product(w,", "return 1 * dot_product(w,"))
+    edited = load_model(models / "logistic.stan")
+    assert "return 1 * dot_product(w," in edited.program and edited.sha256 != zoo_logistic.sha256
+    # a program elsewhere, without include/ of its own, uses the zoo's pieces
+    shutil.copy(ZOO / "bradley_terry.stan", tmp_path / "bradley_terry.stan")
+    assert load_model(tmp_path / "bradley_terry.stan").sha256 == resolve("bradley_terry").sha256
+
+
+def test_every_zoo_model_reads_the_shared_data_block():
+    data_block = (ZOO / "include" / "data.stan").read_text()
+    for name, model in discover().items():
+        assert "#include data.stan" in model.code, name
+        assert model.program.count(data_block.rstrip("\n")) == 1, name
+
+
+@pytest.mark.parametrize("include, fragment", [
+    ("#include nowhere.stan", "'#include nowhere.stan' names no file in"),
+    ("#include loop.stan", "'#include loop.stan' includes itself (loop.stan -> loop.stan)"),
+], ids=["missing", "cycle"])
+def test_a_broken_include_is_named(tmp_path, include, fragment):
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "loop.stan").write_text("#include loop.stan\n")
+    code = (ZOO / "logistic.stan").read_text().replace("#include data.stan", include)
+    (tmp_path / "logistic.stan").write_text(code)
+    with pytest.raises(ModelError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        load_model(tmp_path / "logistic.stan")

@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from horizon_zoo.cli import main
+from horizon_zoo.registry import expand_includes
 from tests.conftest import REPO, small_default
 
-LOGISTIC = (REPO / "stan_models" / "logistic.stan").read_text()
+# self-contained (includes expanded), so an edit of the data block below is seen by stanc
+LOGISTIC = expand_includes((REPO / "stan_models" / "logistic.stan").read_text(), REPO / "stan_models" / "logistic.stan")
 
 
 def _broken(kind: str) -> str:
