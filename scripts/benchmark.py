@@ -505,6 +505,7 @@ def section_compare(datasets: list[str], settings: dict[str, Any], keep: Path | 
                      "wall_min": wall / 60,
                      "sum of sampling min": float(d["sample_s"].sum()) / 60,
                      "models failing diagnostics": int((d["verdict"] == "fail").sum()),
+                     "failing": ", ".join(d.loc[d["verdict"] == "fail", "model"]),
                      "best model": str(result.loo.iloc[0]["model"]),
                      "slowest samplers (s)": ", ".join(f"{m} {s:.0f}" for m, s in
                                                        d.set_index("model")["sample_s"].nlargest(3).items())})

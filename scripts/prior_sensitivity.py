@@ -73,8 +73,9 @@ def sensitivity_table(tables: Path, models: list[str], scale: float) -> pd.DataF
             h = horizons[horizons["model"] == variant].set_index("agent")
             for end, agent in ends.items():
                 r = h.loc[agent] if agent in h.index else None
-                row[f"{end}: {agent}"] = (f"{format_minutes(r['median_min'])} [{format_minutes(r['lo95_min'])}, "
-                                          f"{format_minutes(r['hi95_min'])}]" if r is not None else "")
+                row[f"{end} agent"] = agent
+                row[f"{end} p50"] = (f"{format_minutes(r['median_min'])} [{format_minutes(r['lo95_min'])}, "
+                                     f"{format_minutes(r['hi95_min'])}]" if r is not None else "")
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -147,7 +148,9 @@ def main(argv: list[str] | None = None) -> None:
                             "--out", str(run_dir)])
         if code != 0:
             sys.exit(code)
-    command = "python scripts/prior_sensitivity.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    # the command that fits (a --page-only rerun rewrites the same page from its run)
+    command = "python scripts/prior_sensitivity.py " + shlex.join(
+        a for a in (argv if argv is not None else sys.argv[1:]) if a != "--page-only")
     text = page(args.name, command, run_dir, models, args.scale)
     print(text)
     target = REPO / "docs" / "prior-sensitivity" / f"{args.name}.md"
