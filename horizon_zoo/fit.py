@@ -169,7 +169,8 @@ def load_fit(nc_path: str | Path) -> tuple[xr.DataTree, dict[str, Any]]:
 # Pointwise and curve draws dominate a fit's file (one log_lik and y_rep per cell per draw, one
 # curve point per agent per grid point per draw), and models with effects per task or per agent
 # and family add parameter draws of the same order. Floats are stored as float32 quantised to the
-# significant digits they need: log_lik 5 (a PSIS-LOO elpd moves by about 1e-6), the curves 4 (a
+# significant digits they need: log_lik 5 (a PSIS-LOO elpd moves by at most about 1e-3, far
+# below its SE: docs/benchmarks.md, "Disk per saved fit"), the curves 4 (a
 # horizon by far less than its Monte Carlo error), other posterior draws 6 (R-hat and ESS are
 # unchanged to their printed digits); y_rep in the smallest unsigned integer that holds it;
 # sampler statistics and data as they are (sizes before and after: docs/benchmarks.md).
