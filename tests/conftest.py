@@ -82,6 +82,16 @@ def descendants(pid: int) -> dict[int, int]:
     return found
 
 
+def load_script(name: str) -> Any:
+    """``scripts/<name>.py`` imported as a module (the scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def make_runs(n_agents: int = 3, n_tasks: int = 6, runs_per_cell: int = 2, seed: int = 0) -> pd.DataFrame:
     """A small valid METR-format run table."""
     rng = np.random.default_rng(seed)

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_script
 
 
 @pytest.fixture
 def bench(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("benchmark", REPO / "scripts" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmark")
     monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
     monkeypatch.setattr(module, "REPORT", tmp_path / "benchmarks.md")
     return module

@@ -3,22 +3,17 @@ else, and the page's tables come from the horizons run's tables (fixture tables,
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from horizon_zoo.registry import load_model
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 
 @pytest.fixture(scope="module")
 def ps():
-    spec = importlib.util.spec_from_file_location("prior_sensitivity", REPO / "scripts" / "prior_sensitivity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("prior_sensitivity")
 
 
 def test_every_model_with_the_intercept_prior_is_studied(ps):

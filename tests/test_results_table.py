@@ -3,22 +3,18 @@ by hand), from a fixture run directory."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def rt():
-    spec = importlib.util.spec_from_file_location("results_table", REPO / "scripts" / "results_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("results_table")
 
 
 def _run(run_dir: Path) -> Path:

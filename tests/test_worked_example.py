@@ -3,22 +3,18 @@ run directories here, no Stan), so each number on the page must come from those 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def we():
-    spec = importlib.util.spec_from_file_location("worked_example", REPO / "scripts" / "worked_example.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("worked_example")
 
 
 def _compare(run: Path) -> Path:
