@@ -145,3 +145,21 @@ def test_a_cached_executable_that_does_not_start_is_rebuilt_once(tmp_path, monke
     assert "cached CmdStan executable of logistic does not run (Exec format error)" in caplog.text
     assert "rebuilding it once" in caplog.text and fit.idata["posterior"].sizes["draw"] == 50
     assert backends._executable_fault(copy / "logistic") == ""
+
+
+def test_a_fit_after_cache_clear_compiles_again_and_succeeds(tmp_path, monkeypatch, capsys):
+    """Issue 34: `cache clear` empties the compiled-model cache, and the next fit rebuilds."""
+    from horizon_zoo.cli import main
+
+    monkeypatch.setenv("HORIZON_ZOO_CACHE", str(tmp_path))
+    data = load_runs(make_runs(n_agents=2, n_tasks=4))
+    settings = SamplerSettings(chains=1, warmup=50, draws=50, seed=3)
+    model = resolve("bradley_terry")
+    first = fit_model(model, data, settings=settings, backend="cmdstanpy", progress=False)
+    again = fit_model(model, data, settings=settings, backend="cmdstanpy", progress=False)
+    assert not first.info["timings"]["compile_cached"] and again.info["timings"]["compile_cached"]
+    assert main(["cache", "clear", "--only", "cmdstan-models"]) == 0
+    assert list((tmp_path / "cmdstan").iterdir()) == []
+    rebuilt = fit_model(model, data, settings=settings, backend="cmdstanpy", progress=False)
+    assert not rebuilt.info["timings"]["compile_cached"]
+    np.testing.assert_array_equal(rebuilt.idata["posterior"]["theta"].values, first.idata["posterior"]["theta"].values)
