@@ -74,7 +74,7 @@ class ZooModel:
     parameter_dims: dict[str, tuple[str, ...]]
     generated_dims: dict[str, tuple[str, ...]]
     info: dict[str, Any] = field(repr=False)
-    expanded: str = field(default="", repr=False)  # the file with its #include lines replaced
+    expanded: str = field(repr=False)  # the file with its #include lines replaced
 
     @property
     def program(self) -> str:
@@ -83,11 +83,10 @@ class ZooModel:
         line numbers up to the first include). A header edit within the header's lines, such as a
         reworded prior, then neither recompiles the program nor invalidates cached fits; one that
         changes the number of lines does both once, and so does an edit of an included file."""
-        code = self.expanded or self.code
-        match = HEADER_RE.match(code)
+        match = HEADER_RE.match(self.expanded)
         if match is None:
-            return code
-        return "\n" * code.count("\n", 0, match.end()) + code[match.end():]
+            return self.expanded
+        return "\n" * self.expanded.count("\n", 0, match.end()) + self.expanded[match.end():]
 
     @property
     def sha256(self) -> str:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from horizon_zoo.cli import main as horizon_zoo
 from horizon_zoo.horizons import format_minutes
-from horizon_zoo.registry import discover
+from horizon_zoo.registry import discover, resolve
 from horizon_zoo.rundir import atomic_write_text, markdown_table
 from horizon_zoo.trend import months_text
 
@@ -42,7 +42,7 @@ def models_with_the_prior() -> list[str]:
 def wide_variant(name: str, scale: float, directory: Path) -> Path:
     """A copy of zoo model ``name`` named ``<name>_wide`` whose ``normal(0, 2.5)`` (the intercept's
     prior, in the program and its header) reads ``normal(0, scale)``."""
-    model = discover()[name]
+    model = resolve(name)
     code = model.code.replace(f"name: {name}\n", f"name: {name}_wide\n", 1)
     if code.count(PRIOR) != 2:  # the header's statement and the program's: nothing else may change
         raise SystemExit(f"{name}: expected '{PRIOR}' twice (header and program), found {code.count(PRIOR)}")
@@ -52,13 +52,19 @@ def wide_variant(name: str, scale: float, directory: Path) -> Path:
     return path
 
 
+def p50_tables(tables: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The horizons run's p50 rows of the marginal curve: (horizons, doubling times)."""
+    frames = []
+    for stem in ("horizons", "doubling"):
+        frame = pd.read_csv(tables / f"{stem}.csv")
+        frames.append(frame[(frame["curve"] == "marginal") & np.isclose(frame["q"], 0.5)])
+    return frames[0], frames[1]
+
+
 def sensitivity_table(tables: Path, models: list[str], scale: float) -> pd.DataFrame:
-    """Per model and prior: p50 doubling time, the weakest and the strongest agent's p50 (agents
-    ranked by the default prior's median), and the shift of each in units of its interval."""
-    horizons = pd.read_csv(tables / "horizons.csv")
-    horizons = horizons[(horizons["curve"] == "marginal") & np.isclose(horizons["q"], 0.5)]
-    doubling = pd.read_csv(tables / "doubling.csv")
-    doubling = doubling[(doubling["curve"] == "marginal") & np.isclose(doubling["q"], 0.5)]
+    """Per model and prior: p50 doubling time, and the weakest and the strongest agent's p50
+    (agents ranked by the default prior's median)."""
+    horizons, doubling = p50_tables(tables)
     rows = []
     for name in models:
         base = horizons[horizons["model"] == name].sort_values("median_min")
@@ -83,10 +89,8 @@ def sensitivity_table(tables: Path, models: list[str], scale: float) -> pd.DataF
 def shifts(tables: Path, models: list[str]) -> pd.DataFrame:
     """For each model: how far the wide prior moves the p50 doubling time and each agent's p50
     median, in log scale, as a share of the default prior's 95% interval width (log scale)."""
-    horizons = pd.read_csv(tables / "horizons.csv")
-    horizons = horizons[(horizons["curve"] == "marginal") & np.isclose(horizons["q"], 0.5)]
-    doubling = pd.read_csv(tables / "doubling.csv")
-    doubling = doubling[(doubling["curve"] == "marginal") & np.isclose(doubling["q"], 0.5)].set_index("model")
+    horizons, doubling = p50_tables(tables)
+    doubling = doubling.set_index("model")
     rows = []
     for name in models:
         base = horizons[horizons["model"] == name].set_index("agent")

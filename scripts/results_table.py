@@ -223,6 +223,8 @@ def main() -> None:
 def copy_figures(run_dir: Path, target: Path, reference: str = "logistic") -> list[Path]:
     """The cross-validated residual figures of the reference model and of the models the verdict
     names, as ``target/<run>-residuals_cv_<model>.png``."""
+    from PIL import Image
+
     target.mkdir(parents=True, exist_ok=True)
     models = [reference, *structure_verdict(run_dir)[1]] if (run_dir / "tables" / "checks_cv.csv").is_file() else []
     copied = []
@@ -232,8 +234,6 @@ def copy_figures(run_dir: Path, target: Path, reference: str = "logistic") -> li
             copied.append(target / f"{run_dir.name}-{source.name}")
             # a 256-colour palette: a task x task heatmap of a large suite is ~800 KB as rendered and
             # a quarter of that quantised, with no difference to see (the repository keeps them)
-            from PIL import Image
-
             with Image.open(source) as image:
                 image.convert("RGB").quantize(256).save(copied[-1], optimize=True)
     return copied
