@@ -44,12 +44,13 @@ def side_by_side(runs: Path, weights: str, run_dir: Path, release_dates: Path | 
     posterior = posterior[posterior["curve"] == "marginal"]
     best = str(pd.read_csv(run_dir / "tables" / "loo.csv").iloc[0]["model"])
     models = ["logistic"] + ([best] if best != "logistic" else [])
+    unpenalised_min = unpenalised.table.set_index(["agent", "q"])["horizon_min"]
+    mle_min = mle.table.set_index(["agent", "q"])["horizon_min"]
     rows = []
     for (agent, q), m in published.table.set_index(["agent", "q"]).iterrows():
         row = {"agent": agent, "q": q, "METR (published settings)": _text(m.horizon_min, m.lo95_min, m.hi95_min),
-               "METR unpenalised": format_reference_minutes(unpenalised.table.set_index(["agent", "q"]).loc[(agent, q),
-                                                                                              "horizon_min"]),
-               "ML, unweighted": format_reference_minutes(mle.table.set_index(["agent", "q"]).loc[(agent, q), "horizon_min"])}
+               "METR unpenalised": format_reference_minutes(unpenalised_min.loc[(agent, q)]),
+               "ML, unweighted": format_reference_minutes(mle_min.loc[(agent, q)])}
         for model in models:
             p = posterior[(posterior["model"] == model) & (posterior["agent"] == agent) & (posterior["q"] == q)]
             row[f"{model} posterior"] = p["horizon"].iloc[0] if len(p) else "n/a"
@@ -70,14 +71,15 @@ def side_by_side(runs: Path, weights: str, run_dir: Path, release_dates: Path | 
             kept = {a: d for a, d in data.release_dates.items() if a not in below}
             without = reference(data, [0.5], weights=weights, n_boot=n_boot, release_dates=kept).doubling
             if not without.empty:
-                w = without.iloc[0]
-                restricted = (f"{w['months']:.1f} months [{w['lo95_months']:.1f}, {w['hi95_months']:.1f}] over "
-                              f"{w['agents']}")
-    return table, sentences, {"restricted_doubling": restricted, "below": ", ".join(below), 
+                restricted = _doubling_text(without.iloc[0])
+    return table, sentences, {"restricted_doubling": restricted, "below": ", ".join(below),
         "best": best, "weights": str(published.settings["weights"]), "n_boot": str(n_boot),
-        "doubling": "" if published.doubling.empty else
-        (f"{published.doubling.iloc[0]['months']:.1f} months [{published.doubling.iloc[0]['lo95_months']:.1f}, "
-         f"{published.doubling.iloc[0]['hi95_months']:.1f}] over {published.doubling.iloc[0]['agents']}")}
+        "doubling": "" if published.doubling.empty else _doubling_text(published.doubling.iloc[0])}
+
+
+def _doubling_text(row: pd.Series) -> str:
+    """A row of METR's doubling table as ``m months [lo, hi] over agents``."""
+    return f"{row['months']:.1f} months [{row['lo95_months']:.1f}, {row['hi95_months']:.1f}] over {row['agents']}"
 
 
 def _sentences(published, unpenalised, posterior: pd.DataFrame, agents: tuple[str, ...]) -> list[str]:
