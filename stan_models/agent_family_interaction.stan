@@ -15,7 +15,7 @@ adapt_delta: 0.95
 parameters:
   alpha[agent]: >-
     log-odds of success on the suite's tasks at their mean log2 length (agent intercept plus
-    the mean task and family offset)
+    the mean task and family offset plus the agent's mean agent-by-family offset)
   beta[agent]: "change in log-odds per doubling of task length"
   tau_family: "sd of family difficulty offsets (logit scale)"
   tau_task: "sd of task offsets within a family (logit scale)"
@@ -27,8 +27,14 @@ parameters:
   z_af[agent, family]: "standardised agent-by-family offset (non-centred)"
 priors:
   alpha: >-
-    through alpha - tau_family * z_family_mean - tau_task * z_task_mean ~ normal(0, 2.5), the
-    agent intercept for a typical task: weakly informative on the logit scale
+    through alpha - tau_family * z_family_mean - tau_task * z_task_mean - tau_af * mean(z_af[a])
+    ~ normal(0, 2.5), the agent intercept for a typical task: weakly informative on the logit
+    scale. alpha also carries the agent's mean agent-by-family offset (row a of z_af) for the
+    same reason as the means below: raising an agent's intercept and lowering all its family
+    offsets by the same amount leaves the likelihood unchanged. Each carried mean is a shift of
+    alpha with unit Jacobian, so the model is unchanged; the likelihood sees the offsets relative
+    to their means. Not split: a family's mean agent-by-family offset against its family offset
+    (both are scaled by an sd, so no shift with unit Jacobian carries it)
   beta: "normal(-0.7, 0.7): centred on the Bradley-Terry slope -ln(2) per doubling"
   tau_family: "half-normal(0, 1): family offsets of a few logits at most"
   tau_task: "half-normal(0, 1): task offsets of a few logits at most"
@@ -93,9 +99,10 @@ parameters {
 }
 model {
   vector[T] task_effect = tau_family * z_family[family] + tau_task * z_task;
-  vector[A * F] af_effect = tau_af * to_vector(z_af);
-  // alpha carries the mean offset; the typical-task intercept is alpha minus it (unit Jacobian).
-  alpha - tau_family * z_family_mean - tau_task * z_task_mean ~ normal(0, 2.5);
+  vector[A] af_row_mean = z_af * rep_vector(inv(F), F);
+  vector[A * F] af_effect = tau_af * to_vector(z_af - rep_matrix(af_row_mean, F));
+  // alpha carries the mean offsets; the typical-task intercept is alpha minus them (unit Jacobian).
+  alpha - tau_family * z_family_mean - tau_task * z_task_mean - tau_af * af_row_mean ~ normal(0, 2.5);
   z_family_mean ~ normal(0, inv_sqrt(F));
   z_task_mean ~ normal(0, inv_sqrt(T));
   beta ~ normal(-0.7, 0.7);
@@ -119,17 +126,17 @@ generated quantities {
   matrix[A, G] p_curve;
   matrix[A, G] p_curve_typical;
   {
+    vector[A] af_row_mean = z_af * rep_vector(inv(F), F);
     vector[T] task_effect = tau_family * z_family[family] + tau_task * z_task;
-    vector[A * F] af_effect = tau_af * to_vector(z_af);
+    vector[A * F] af_effect = tau_af * to_vector(z_af - rep_matrix(af_row_mean, F));
     vector[N] eta = cells_eta(1, N, agent, task, af_index, x, alpha, beta, task_effect, af_effect);
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
-  }
-  {
     real s = sqrt(square(tau_family) + square(tau_task) + square(tau_af));
     for (a in 1:A) {
       for (g in 1:G) {
-        real m = alpha[a] - tau_family * z_family_mean - tau_task * z_task_mean + beta[a] * x_grid[g];
+        real m = alpha[a] - tau_family * z_family_mean - tau_task * z_task_mean - tau_af * af_row_mean[a]
+                 + beta[a] * x_grid[g];
         p_curve[a, g] = dot_product(gh_w, inv_logit(m + s * gh_x));
         p_curve_typical[a, g] = inv_logit(m);
       }

@@ -12,7 +12,9 @@ source: >-
   in explanatory item response models (De Boeck & Wilson 2004).
 keywords: [logistic, task-effects, hierarchical, families]
 parameters:
-  alpha[agent]: "log-odds of success on a typical task (offset 0) of the suite's mean log2 length"
+  alpha[agent]: >-
+    log-odds of success at the suite's mean log2 length on a task whose offset is the mean of
+    the F family totals (the agent intercept for a typical task, offset 0, plus that mean)
   beta[agent]: "change in log-odds per doubling of task length"
   tau_family: "sd of family difficulty offsets (logit scale)"
   tau_task: "sd of task offsets within a family (logit scale)"
@@ -24,8 +26,16 @@ parameters:
     (the mean is part of the family total)
 generated:
   task_effect[task]: "task's difficulty offset on the logit scale (family + task)"
+  family_total[family]: "family's offset plus the mean of its tasks' offsets (logit scale)"
 priors:
-  alpha: "normal(0, 2.5): weakly informative on the logit scale"
+  alpha: >-
+    through alpha - mean(family_total) ~ normal(0, 2.5), the agent intercept for a typical task
+    (offset 0): weakly informative on the logit scale. Why alpha carries the families' mean:
+    raising every agent and lowering every family by the same amount leaves the likelihood
+    unchanged, and sampled as the typical-task intercept that direction tied all A intercepts to
+    the mean of the F family totals. The map from (intercept, z) to (alpha, z) is a shift with
+    unit Jacobian, so the model is unchanged; the likelihood sees the intercept plus the mean,
+    which the runs pin down, and the mean only in this prior
   beta: "normal(-0.7, 0.7): centred on the Bradley-Terry slope -ln(2) per doubling"
   tau_family: "half-normal(0, 1): family offsets of a few logits at most"
   tau_task: "half-normal(0, 1): task offsets of a few logits at most"
@@ -82,16 +92,19 @@ parameters {
 }
 transformed parameters {
   // offset of each task: its family's total plus its deviation from the family's mean
+  vector[F] family_total = sqrt(square(tau_family) + square(tau_task) * inv(tasks_in_family)) .* z_family_total;
   vector[T] task_effect;
   {
     vector[F] task_sum = rep_vector(0, F);
     for (t in 1:T) task_sum[family[t]] += z_task[t];
-    vector[F] family_total = sqrt(square(tau_family) + square(tau_task) * inv(tasks_in_family)) .* z_family_total;
     task_effect = family_total[family] + tau_task * (z_task - (task_sum ./ tasks_in_family)[family]);
   }
 }
 model {
-  alpha ~ normal(0, 2.5);
+  // alpha carries the families' mean offset (see the prior), so the likelihood sees task
+  // offsets relative to it
+  vector[T] task_effect_centred = task_effect - mean(family_total);
+  alpha - mean(family_total) ~ normal(0, 2.5);
   beta ~ normal(-0.7, 0.7);
   tau_family ~ normal(0, 1);
   tau_task ~ normal(0, 1);
@@ -99,10 +112,10 @@ model {
   z_task ~ std_normal();
   if (grainsize > 0) {
     target += reduce_sum(cells_log_lik, n_success, grainsize, n_runs, weight, is_weighted, agent,
-                         task, x, alpha, beta, task_effect);
+                         task, x, alpha, beta, task_effect_centred);
   } else {
     target += cells_log_lik(n_success, 1, N, n_runs, weight, is_weighted, agent, task, x, alpha,
-                            beta, task_effect);
+                            beta, task_effect_centred);
   }
 }
 generated quantities {
@@ -111,7 +124,7 @@ generated quantities {
   matrix[A, G] p_curve;
   matrix[A, G] p_curve_typical;
   {
-    vector[N] eta = cells_eta(1, N, agent, task, x, alpha, beta, task_effect);
+    vector[N] eta = cells_eta(1, N, agent, task, x, alpha, beta, task_effect - mean(family_total));
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }
@@ -119,7 +132,7 @@ generated quantities {
     real s = sqrt(square(tau_family) + square(tau_task));
     for (a in 1:A) {
       for (g in 1:G) {
-        real m = alpha[a] + beta[a] * x_grid[g];
+        real m = alpha[a] - mean(family_total) + beta[a] * x_grid[g];
         p_curve[a, g] = dot_product(gh_w, inv_logit(m + s * gh_x));
         p_curve_typical[a, g] = inv_logit(m);
       }
