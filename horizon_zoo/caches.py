@@ -28,19 +28,16 @@ class Cache:
 def caches() -> list[Cache]:
     """The caches of this environment, in the order ``cache info`` lists them."""
     from horizon_zoo.backends import cache_dir
+    from horizon_zoo.backends.pystan import pystan_models_directory
     from horizon_zoo.check_calibration import default_cache_dir as calibration_dir
     from horizon_zoo.cv import default_cache_dir as cv_dir
     from horizon_zoo.sbc import default_cache_dir as sbc_dir
 
     found = []
-    try:
-        import httpstan.cache
-
-        models = httpstan.cache.cache_directory() / "models"
+    models = pystan_models_directory()
+    if models is not None:
         found.append(Cache("pystan-models", "PyStan's compiled programs (httpstan), one per program and "
                            "environment; httpstan's saved fits inside each", models))
-    except ImportError:
-        pass
     found += [
         Cache("cmdstan-models", "CmdStan executables, per program, threading and CmdStan", cache_dir() / "cmdstan"),
         Cache("cv-folds", "grouped-CV folds (elpds and held-out predictive draws)", cv_dir()),

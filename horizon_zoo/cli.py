@@ -8,7 +8,6 @@ terminated (SIGTERM).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import shlex
@@ -416,14 +415,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _not_about_the_interruption(record: logging.LogRecord) -> bool:
-    """False for what httpstan and asyncio log while PyStan's tasks are cancelled by a Ctrl-C or
-    SIGTERM (pages of tracebacks); the interruption is reported once, in main()."""
-    error = record.exc_info[1] if record.exc_info else None
-    if isinstance(error, (KeyboardInterrupt, asyncio.CancelledError)):
-        return False
-    text = record.getMessage()
-    return not (record.name.startswith(("httpstan", "asyncio"))
-                and ("KeyboardInterrupt()" in text or "cancelled before finishing" in text))
+    """False for what PyStan's machinery logs while an interruption cancels it (pages of
+    tracebacks); the interruption is reported once, in main()."""
+    from horizon_zoo.backends.pystan import is_interruption_noise
+
+    return not is_interruption_noise(record)
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from horizon_zoo.backends.toolchain import httpstan_dir
 from horizon_zoo.errors import BackendError
 
 MAKE_FILES = Path(__file__).with_name("cmdstan-make")
@@ -36,15 +37,6 @@ MARKER = "horizon-zoo-build.json"
 # 4.17 ships 2.39) added a second bool before the model type, so the call is given both bools.
 _PATHFINDER_CALL = re.compile(r"pathfinder_lbfgs_single<\s*false,\s*stan::model::model_base>")
 _PATHFINDER_FIXED = "pathfinder_lbfgs_single<false, false, stan::model::model_base>"
-
-
-def httpstan_dir() -> Path:
-    """The installed httpstan package (its ``include/``, ``lib/`` and ``stanc``)."""
-    try:
-        import httpstan
-    except ImportError:
-        raise BackendError("building CmdStan offline needs PyStan's httpstan package: pip install pystan") from None
-    return Path(httpstan.__file__).resolve().parent
 
 
 def _httpstan_key(directory: Path) -> str:
@@ -100,7 +92,7 @@ def build_offline(archive: Path, *, jobs: int = 2, say: Callable[[str], None] = 
         say(f"CmdStan {version} is already built at {target}")
         return target
 
-    from horizon_zoo.backends import _build_lock
+    from horizon_zoo.backends.common import _build_lock
 
     with _build_lock(f"cmdstan-offline-{target.name}"):
         if (target / MARKER).is_file() and not force:

@@ -43,11 +43,12 @@ from typing import Any
 
 import yaml
 
+from horizon_zoo.backends.common import STAN_INIT_RADIUS
+from horizon_zoo.backends.toolchain import stanc_path
 from horizon_zoo.contract import SIZE_OF_DIM, check_program_interface
 from horizon_zoo.errors import ModelError
 
 # Stan's range of random initial values, (-2, 2) on the unconstrained scale; a header may narrow it.
-STAN_INIT_RADIUS = 2.0
 
 HEADER_RE = re.compile(r"\A\s*/\*\s*---\s*\n(?P<yaml>.*?)\n\s*---\s*\*/", re.DOTALL)
 # ``#include name.stan`` on a line of its own (quotes or angle brackets optional, as stanc allows):
@@ -311,16 +312,6 @@ def dims_from_keys(entries: dict[str, Any], path: Path) -> dict[str, tuple[str, 
         dims = tuple(d.strip() for d in (match.group("dims") or "").split(",") if d.strip())
         out[match.group("name")] = dims
     return out
-
-
-def stanc_path() -> Path:
-    """The Stan compiler shipped with httpstan (always installed), used for ``--info``."""
-    import httpstan
-
-    path = Path(httpstan.__file__).resolve().parent / "stanc"
-    if not path.exists():
-        raise ModelError(f"stanc not found at {path}; reinstall httpstan.")
-    return path
 
 
 @functools.lru_cache(maxsize=256)

@@ -191,7 +191,7 @@ def test_pystan_path_passes_the_warmup_schedule_and_drops_the_raw_output_before_
             return FakeFit()
 
     monkeypatch.setattr(stan, "build", lambda code, data, random_seed: FakePosterior())
-    monkeypatch.setattr(backends, "variable_names", lambda m: list(m.parameter_dims)[:1])
+    monkeypatch.setattr(backends.pystan, "variable_names", lambda m: list(m.parameter_dims)[:1])
     settings = SamplerSettings(chains=chains, warmup=5, draws=draws, init_buffer=10, metric_window=15,
                                init_radius=0.5)
     result = backends.sample(model, small_stan_data(), settings, backend="pystan", progress=False)
@@ -206,7 +206,7 @@ def test_pystan_cleanup_deletes_only_this_calls_fits(monkeypatch, tmp_path):
     import httpstan.cache
     import httpstan.fits
 
-    from horizon_zoo.backends import _own_fits_removed
+    from horizon_zoo.backends.pystan import _own_fits_removed
 
     monkeypatch.setattr(httpstan.cache, "cache_directory", lambda: tmp_path)
     theirs = httpstan.fits.calculate_fit_name("hmc_nuts_diag_e_adapt", "models/abc", {"chain": 1})
@@ -229,7 +229,7 @@ def test_httpstan_reads_draws_in_bulk_and_never_blocks_its_loop_long(monkeypatch
 
     import httpstan.services_stub as stub
 
-    from horizon_zoo.backends import HANDOVER_WAIT_S, _draws_received_promptly
+    from horizon_zoo.backends.pystan import HANDOVER_WAIT_S, _draws_received_promptly
 
     waits = []
     real_select = select.select
@@ -267,7 +267,7 @@ def test_pystan_draws_are_the_same_whichever_way_httpstan_reads_them(monkeypatch
     data = stan_data(load_runs(make_runs(n_agents=40, n_tasks=40, runs_per_cell=2, seed=5)))
     settings = SamplerSettings(chains=2, warmup=100, draws=40, seed=3)
     prompt = backends.sample(resolve("logistic"), data, settings, backend="pystan", progress=False)
-    monkeypatch.setattr(backends, "_draws_received_promptly", contextlib.nullcontext)
+    monkeypatch.setattr(backends.pystan, "_draws_received_promptly", contextlib.nullcontext)
     stock = backends.sample(resolve("logistic"), data, settings, backend="pystan", progress=False)
     assert prompt.variables["log_lik"].shape == (2, 40, 1600)
     for name in ("alpha", "log_lik", "y_rep"):
@@ -330,13 +330,13 @@ def test_pystan_builds_run_stanc_with_O1_and_keep_its_errors():
 
     code = "parameters { vector[3] x; } model { x ~ normal(0, 1); }"
     plain, _ = httpstan.compile.compile(code, "plain_model")
-    with backends._stanc_optimised():
+    with backends.pystan._stanc_optimised():
         optimised, _ = httpstan.compile.compile(code, "optimised_model")
         with pytest.raises(ValueError, match='Identifier "y" not in scope'):
             httpstan.compile.compile(code.replace("x ~", "y ~"), "broken_model")
     assert "var_value<Eigen" in optimised and "var_value<Eigen" not in plain
     assert "var_value<Eigen" not in httpstan.compile.compile(code, "plain_model")[0]  # httpstan's own is back
-    assert backends._pystan_program(code).startswith(code) and backends._pystan_program(code) != code
+    assert backends.pystan._pystan_program(code).startswith(code) and backends.pystan._pystan_program(code) != code
 
 
 def random_points(posterior, model, chains: int = 3) -> tuple[list[list[float]], object]:
@@ -422,7 +422,7 @@ def test_cmdstan_path_builds_with_threads_and_returns_draws_chain_major(monkeypa
     monkeypatch.setattr(cmdstanpy, "CmdStanModel", FakeModel)
     monkeypatch.setattr(cmdstanpy, "cmdstan_path", lambda: str(tmp_path))
     monkeypatch.setattr(cmdstanpy, "cmdstan_version", lambda: "2.36")
-    monkeypatch.setattr(backends.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     data = small_stan_data()
     settings = SamplerSettings(chains=chains, warmup=5, draws=draws, threads_per_chain=threads, init_buffer=10,
                                metric_window=15, init_radius=0.5)
@@ -558,7 +558,7 @@ def test_no_progress_bar_is_written_when_stderr_is_not_a_terminal(tmp_path):
 
 def test_sampler_statistics_are_chain_by_draw_whatever_the_backend_hands_over():
     """Issue 29 bug 1: PyStan's statistics arrive as (chain, draw, 1), CmdStan's as (chain, draw)."""
-    from horizon_zoo.backends import _cast_stats
+    from horizon_zoo.backends.common import _cast_stats
 
     pystan_like = {"diverging": np.zeros((2, 5, 1)), "tree_depth": np.full((2, 5, 1), 3.0),
                    "energy": np.ones((2, 5, 1))}
@@ -653,7 +653,7 @@ def test_pystans_own_client_gets_no_total_timeout_and_a_prompt_server_shutdown()
 
     import stan.common
 
-    from horizon_zoo.backends import HTTPSTAN_SHUTDOWN_S, _server_stops_promptly
+    from horizon_zoo.backends.pystan import HTTPSTAN_SHUTDOWN_S, _server_stops_promptly
 
     async def open_client():
         async with stan.common.HttpstanClient() as client:

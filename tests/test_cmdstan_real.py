@@ -144,7 +144,7 @@ def test_a_cached_executable_that_does_not_start_is_rebuilt_once(tmp_path, monke
         fit = fit_model(model, data, settings=settings, backend="cmdstanpy", progress=False)
     assert "cached CmdStan executable of logistic does not run (Exec format error)" in caplog.text
     assert "rebuilding it once" in caplog.text and fit.idata["posterior"].sizes["draw"] == 50
-    assert backends._executable_fault(copy / "logistic") == ""
+    assert backends.cmdstanpy._executable_fault(copy / "logistic") == ""
 
 
 def test_a_fit_after_cache_clear_compiles_again_and_succeeds(tmp_path, monkeypatch, capsys):
