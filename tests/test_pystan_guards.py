@@ -3,8 +3,9 @@
 Each patch replaces an attribute that PyStan or httpstan look up at call time. The other tests
 call the replacements directly, so they would still pass if an upgrade looked the attribute up
 elsewhere and the patch silently stopped taking effect. These tests go through PyStan's and
-httpstan's own code instead, and fail when a patch no longer reaches it. pyproject.toml pins
-pystan and httpstan to the releases they were written for.
+httpstan's own code instead, and fail when a patch no longer reaches it (the server and session
+timeouts have theirs in tests/test_backends.py, through PyStan's HttpstanClient). pyproject.toml
+pins pystan and httpstan to the releases they were written for.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import numpy as np
 import pytest
 
 from horizon_zoo import backends
-from horizon_zoo.backends import HANDOVER_WAIT_S, HTTPSTAN_SHUTDOWN_S, SamplerSettings, pystan_available
+from horizon_zoo.backends import SamplerSettings, pystan_available
+from horizon_zoo.backends.pystan import (
+    HANDOVER_WAIT_S,
+    _pystan_model_directory,
+    _pystan_program,
+    _stanc_optimised,
+)
 from horizon_zoo.data import load_runs
 from horizon_zoo.registry import resolve
 from tests.conftest import make_runs
@@ -40,28 +47,11 @@ def test_httpstan_builds_its_cpp_with_our_stanc_flags(monkeypatch, tmp_path):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # httpstan's cache, for this test only
     monkeypatch.setattr(httpstan.build_ext, "run_build_ext", no_compiler)
-    code = backends._pystan_program("parameters { vector[3] x; } model { x ~ normal(0, 1); }")
-    with backends._stanc_optimised(), pytest.raises(Stop):
+    code = _pystan_program("parameters { vector[3] x; } model { x ~ normal(0, 1); }")
+    with _stanc_optimised(), pytest.raises(Stop):
         asyncio.run(httpstan.models.build_services_extension_module(code))
     (cpp,) = tmp_path.rglob("*.cpp")
     assert "var_value<Eigen" in cpp.read_text()
-
-
-def test_pystans_own_server_and_session_get_our_timeouts():
-    """PyStan's ``HttpstanClient`` starts its server with the short shutdown wait and its session
-    without the 5-minute total timeout."""
-    import stan.common
-
-    async def started() -> tuple[object, object]:
-        async with stan.common.HttpstanClient() as client:
-            return client.runner, client.session
-
-    with backends._server_stops_promptly():
-        runner, session = asyncio.run(started())
-    assert runner._shutdown_timeout == HTTPSTAN_SHUTDOWN_S
-    assert session.timeout.total is None and session.timeout.sock_connect == 30
-    runner, session = asyncio.run(started())  # outside the patch: PyStan's own defaults are back
-    assert runner._shutdown_timeout == 60.0 and session.timeout.total == 300
 
 
 @stan
@@ -77,7 +67,7 @@ def test_a_pystan_fit_reads_draws_promptly_and_leaves_no_fit_in_httpstans_cache(
 
     monkeypatch.setattr(select, "select", recording)
     model = resolve("logistic")
-    directory = backends._pystan_model_directory(model.program)
+    directory = _pystan_model_directory(model.program)
     fits_before = set((directory / "fits").glob("*")) if (directory / "fits").is_dir() else set()
     from horizon_zoo.contract import stan_data
 
