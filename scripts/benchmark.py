@@ -23,6 +23,9 @@ produced each):
   sbc        simulation-based calibration of every model (cached simulations; see `horizon-zoo sbc`)
   threads    within-chain parallelism: one chain with one thread against one chain with a thread per
              core (reduce_sum), for the models that declare grainsize; wall time, ESS/s, same posterior
+  weighted   one grouped-CV fold (task scheme, fold 1: held-out cells at weight 1e-9) sampled with each
+             model's program as at --weighted-before (the weighted likelihood as a loop of scalar
+             lpmfs) and as it is now (one dot_product): sampling time per 1,000 leapfrog steps
 
 Datasets (``--datasets``): default (embedded), metr (../shared/data/metr-early), cyber
 (../shared/data/cyber-horizons), scaleup (synthetic 40 agents x 500 tasks x 8 runs = 160,000 runs),
@@ -77,9 +80,10 @@ DATASET_NOTES = {"scaleup": f"Scale-up: {SCALEUP['agents']} agents x {SCALEUP['t
                  "(unthinned, logistic needed 9.2 GiB). With 250 draws per chain R-hat is noisier; where it "
                  "is 1.01-1.02 ('warn'), more draws at a higher thinning (--draws 2000 --thin 8) keep the "
                  "same output."}
-SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc", "threads", "storage", "backends")
-MERGED_PER_MODEL = ("fits", "gq", "cold", "sbc", "threads", "backends", "storage")  # one row per model: a run replaces its models' rows only
-PER_DATASET = ("fits", "compare", "gq", "threads", "backends", "storage")  # one result file per dataset, so datasets can be measured at different times
+SECTIONS = ("fits", "cold", "bernoulli", "bootstrap", "compare", "gq", "sbc", "threads", "storage", "backends",
+            "weighted")
+MERGED_PER_MODEL = ("fits", "gq", "cold", "sbc", "threads", "backends", "storage", "weighted")  # one row per model: a run replaces its models' rows only
+PER_DATASET = ("fits", "compare", "gq", "threads", "backends", "storage", "weighted")  # one result file per dataset, so datasets can be measured at different times
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -482,6 +486,46 @@ def section_storage(models: list[str], datasets: list[str], settings: dict[str, 
     return pd.concat([table, totals.assign(model="(all fits)")], ignore_index=True)
 
 
+def weighted_worker(program: str, dataset: str, settings: dict[str, Any], backend: str) -> dict[str, Any]:
+    """Sample the Stan file ``program`` on one grouped-CV fold of ``dataset`` (task scheme, fold 1,
+    held-out cells at weight 1e-9, as ``cv`` refits it). Runs in its own process."""
+    from horizon_zoo.backends import SamplerSettings
+    from horizon_zoo.cv import held_out_cells, holdout, make_folds
+    from horizon_zoo.fit import fit_model
+    from horizon_zoo.registry import load_model
+
+    data = load_dataset(dataset)
+    fold = make_folds(data, "task")[0]
+    fit = fit_model(load_model(program), holdout(data, held_out_cells(data, fold)),
+                    settings=SamplerSettings(**settings), backend=backend, progress=False)
+    steps = int(fit.idata["sample_stats"]["n_steps"].sum())
+    return {"sample_s": fit.info["timings"]["sample_s"], "leapfrog_steps": steps}
+
+
+def section_weighted(models: list[str], dataset: str, settings: dict[str, Any], before: str,
+                     backend: str) -> pd.DataFrame:
+    """Each model's weighted fold sampled with its program at commit ``before`` and now (same seed)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from identification import before_variant
+
+    from horizon_zoo.registry import resolve
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            old = before_variant(model, before, Path(tmp))
+            measured = {}
+            for label, program in (("before", str(old)), ("now", str(resolve(model).path))):
+                print(f"weighted: {model} ({label}) on {dataset} ...", file=sys.stderr, flush=True)
+                measured[label] = in_fresh_process(weighted_worker, program, dataset, settings, backend)
+            per_k = {k: 1000 * v["sample_s"] / v["leapfrog_steps"] for k, v in measured.items()}
+            rows.append({"model": model, "dataset": dataset, "before commit": before,
+                         "before sample s": measured["before"]["sample_s"], "now sample s": measured["now"]["sample_s"],
+                         "before s / 1000 steps": per_k["before"], "now s / 1000 steps": per_k["now"],
+                         "ratio (now / before)": per_k["now"] / per_k["before"]})
+    return pd.DataFrame(rows)
+
+
 def section_compare(datasets: list[str], settings: dict[str, Any], keep: Path | None = None,
                     jobs: int = 1, backend: str = "pystan") -> pd.DataFrame:
     """Time a full compare per dataset, fitting ``jobs`` models at a time; with ``keep`` its run
@@ -573,7 +617,8 @@ TITLES = {"fits": "Fits: time, ESS/s, memory per model and dataset",
           "sbc": "Simulation-based calibration",
           "threads": "Within-chain threads (reduce_sum)",
           "storage": "Disk per saved fit: the compact encoding against the previous one",
-          "backends": "PyStan and CmdStan side by side: compile, sample, same draws"}
+          "backends": "PyStan and CmdStan side by side: compile, sample, same draws",
+          "weighted": "A weighted CV fold: scalar-lpmf loop against one dot_product"}
 
 
 # How to read a section's table (rendered with every result file of the section).
@@ -588,6 +633,14 @@ SECTION_NOTES = {
                 "PyStan. max relative draw difference is over every draw of every parameter: CmdStan's CSV "
                 "files keep 6 significant digits, so ~5e-6 means the same chains; same leapfrog steps "
                 "compares every draw's step count.",
+    "weighted": "Every grouped-CV refit is a weighted fit (held-out cells at weight 1e-9). Each model's "
+                "fold (task scheme, fold 1 of 10) is sampled twice with the same seed and settings, in "
+                "fresh processes: with the program as at the before commit, whose weighted likelihood "
+                "summed a scalar binomial_logit_lpmf per cell, and with today's, which calls "
+                "binomial_logit_weighted (one dot_product of the kernel; three of today's programs also carry "
+                "the means of issue 37's item 6, a few additions per gradient). The two programs' rounding "
+                "differs, so their trajectories do too: time per 1,000 leapfrog steps (one gradient "
+                "each, plus the generated quantities of the kept draws) is the comparable figure.",
     "gq": "Each model sampled with its generated quantities block cut off (the stripped program is "
           "compiled first: compile_s), in a fresh process. sample_s_full is the fits section's "
           "sampling time with the same sampler settings, gq_share = 1 - sample_s_without_gq / "
@@ -758,6 +811,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto", choices=("auto", "pystan", "cmdstanpy"),
                         help="fits, compare: the Stan backend (auto: CmdStan when installed); results on "
                              "CmdStan keep their own file")
+    parser.add_argument("--weighted-before", default="9e8b8c7^", metavar="COMMIT",
+                        help="weighted: the commit whose programs are the 'before' (default: the one before "
+                             "the vectorised weighted likelihood)")
     parser.add_argument("--keep-runs", type=Path, metavar="DIR",
                         help="keep each compare run directory as DIR/<dataset> (default: thrown away)")
     args = parser.parse_args(argv)
@@ -785,7 +841,9 @@ def main(argv: list[str] | None = None) -> int:
                    "gq": lambda dataset: section_gq(models, dataset, settings, sampler),
                    "threads": lambda dataset: section_threads(models, dataset, settings),
                    "backends": lambda dataset: section_backends(models, dataset, settings),
-                   "storage": lambda dataset: section_storage(models, [dataset], settings)}
+                   "storage": lambda dataset: section_storage(models, [dataset], settings),
+                   "weighted": lambda dataset: section_weighted(models, dataset, settings, args.weighted_before,
+                                                                backend)}
     for section in args.sections.split(","):
         if section in PER_DATASET:
             for dataset in datasets:
