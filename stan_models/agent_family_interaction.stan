@@ -34,7 +34,7 @@ priors:
     offsets by the same amount leaves the likelihood unchanged. Each carried mean is a shift of
     alpha with unit Jacobian, so the model is unchanged; the likelihood sees the offsets relative
     to their means. Not split: a family's mean agent-by-family offset against its family offset
-    (both are scaled by an sd, so no shift with unit Jacobian carries it)
+    (the shift that would carry it is scaled by tau_af / tau_family; tried, it sampled more slowly)
   beta: "normal(-0.7, 0.7): centred on the Bradley-Terry slope -ln(2) per doubling"
   tau_family: "half-normal(0, 1): family offsets of a few logits at most"
   tau_task: "half-normal(0, 1): task offsets of a few logits at most"
