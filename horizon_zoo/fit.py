@@ -169,25 +169,33 @@ def load_fit(nc_path: str | Path) -> tuple[xr.DataTree, dict[str, Any]]:
 # Pointwise and curve draws dominate a fit's file (one log_lik and y_rep per cell per draw, one
 # curve point per agent per grid point per draw), and models with effects per task or per agent
 # and family add parameter draws of the same order. Floats are stored as float32 quantised to the
-# significant digits they need: log_lik 5 (a PSIS-LOO elpd moves by at most about 1e-3, far
-# below its SE: docs/benchmarks.md, "Disk per saved fit"), the curves 4 (a
-# horizon by far less than its Monte Carlo error), other posterior draws 6 (R-hat and ESS are
-# unchanged to their printed digits); y_rep in the smallest unsigned integer that holds it;
-# sampler statistics and data as they are (sizes before and after: docs/benchmarks.md).
-_SIGNIFICANT_DIGITS = {"log_lik": 5, "p_curve": 4, "p_curve_typical": 4}
-_POSTERIOR_DIGITS = 6
+# significant digits they need: log_lik 4 (a PSIS-LOO elpd moves by about 1e-3, far below its SE),
+# the curves 3 (a horizon moves by a small fraction of its interval: tests/test_trend.py bounds it
+# at 1% of the interval's width), other posterior draws 4 (R-hat and ESS are unchanged to their
+# printed digits); y_rep in the smallest unsigned integer that holds it; sampler statistics and
+# data as they are. Compression: zlib level 4 with the byte shuffle (integers and quantised floats
+# then have runs of zero bytes), and bzip2 for the curves, which are smooth along the grid and
+# shrink to about two thirds of zlib's size that way. Sizes and timings before and after, and the
+# elpd change, on real fits: docs/benchmarks.md, "Disk per saved fit".
+_SIGNIFICANT_DIGITS = {"log_lik": 4, "p_curve": 3, "p_curve_typical": 3}
+_POSTERIOR_DIGITS = 4
+_CURVES = ("p_curve", "p_curve_typical")
 
 
 def _compression(idata: xr.DataTree) -> dict[str, dict[str, dict[str, Any]]]:
-    # Level 1: level 4 took 1.3-1.6x as long for files 1-4% smaller; the byte shuffle helps
-    # integers and quantised floats, whose low bytes are then zeros.
+    import netCDF4
+
+    # Level 4: half the size gain of level 9 at a tenth of its time; level 1 was 7% larger.
+    zlib = {"zlib": True, "complevel": 4, "shuffle": True}
+    # bzip2 is an HDF5 plugin that netCDF4's wheels ship; where it is missing, zlib serves
+    bzip2 = {"compression": "bzip2", "complevel": 9} if netCDF4.__has_bzip2_support__ else zlib
     encoding = {}
     for node in idata.subtree:
         if not node.has_data:
             continue
         encoding[node.path] = {}
         for name, var in node.data_vars.items():
-            enc: dict[str, Any] = {"zlib": True, "complevel": 1, "shuffle": True}
+            enc: dict[str, Any] = dict(bzip2 if name in _CURVES else zlib)
             digits = _SIGNIFICANT_DIGITS.get(name) or (_POSTERIOR_DIGITS if node.path == "/posterior" else None)
             if digits and np.issubdtype(var.dtype, np.floating):
                 enc.update(dtype="float32", quantize_mode="GranularBitRound", significant_digits=digits)

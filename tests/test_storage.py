@@ -36,15 +36,15 @@ def test_a_saved_fit_is_compact_and_loses_nothing_that_matters(tmp_path):
     np.testing.assert_array_equal(back["posterior_predictive"]["y_rep"].values, fit.idata["posterior_predictive"]["y_rep"].values)
     ll, ll_back = fit.idata["log_likelihood"]["log_lik"].values, back["log_likelihood"]["log_lik"].values
     assert back["log_likelihood"]["log_lik"].dtype == np.float32
-    assert np.max(np.abs(ll_back - ll) / np.abs(ll)) < 1e-4  # 5 significant digits
+    assert np.max(np.abs(ll_back - ll) / np.abs(ll)) < 1e-3  # 4 significant digits
     curve, curve_back = fit.idata["posterior"]["p_curve"].values, back["posterior"]["p_curve"].values
-    assert np.max(np.abs(curve_back - curve) / np.maximum(curve, 1e-12)) < 1e-3  # 4 significant digits
-    # other posterior draws keep 6 significant digits
+    assert np.max(np.abs(curve_back - curve) / np.maximum(curve, 1e-12)) < 1e-2  # 3 significant digits
+    # other posterior draws keep 4 significant digits
     alpha, alpha_back = fit.idata["posterior"]["alpha"].values, back["posterior"]["alpha"].values
-    assert np.max(np.abs(alpha_back - alpha) / np.abs(alpha)) < 1e-5
+    assert np.max(np.abs(alpha_back - alpha) / np.abs(alpha)) < 1e-3
     # the elpd moves by far less than its standard error
     before, after = loo(fit.idata), loo(back)
-    assert abs(after.elpd - before.elpd) < 1e-3 * before.se
+    assert abs(after.elpd - before.elpd) < 1e-2 * before.se
     # and the file is under a third of the values as computed (float64 log_lik and curves, int32 y_rep),
     # for noise that compresses badly; real fits, measured: docs/benchmarks.md (storage)
     raw = sum(v.nbytes for g in ("posterior", "log_likelihood", "posterior_predictive")

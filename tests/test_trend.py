@@ -234,7 +234,7 @@ def test_horizons_command_writes_tables_and_figures(tmp_path, write_runs):
     assert main(["-q", "horizons", "--model", "logistic", "--runs", str(runs_path), "--release-dates",
                  str(dates_path), "--fits", str(out / "fits"), "--out", str(again)]) == 0
     assert not (again / "fits").exists()
-    # The saved curves keep 4 significant digits (compact storage), so a horizon read from them
+    # The saved curves keep 3 significant digits (compact storage), so a horizon read from them
     # moves, but by far less than its posterior uncertainty: within 1% of its 95% interval's width.
     reread = pd.read_csv(again / "tables" / "horizons.csv")
     fresh = pd.read_csv(out / "tables" / "horizons.csv")
