@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from horizon_zoo.backends import cmdstanpy, pystan
 from horizon_zoo.backends.cmdstanpy import cmdstan_available, cmdstan_location
@@ -27,6 +27,7 @@ from horizon_zoo.backends.common import (
     STAT_NAMES,
     BackendName,
     Draws,
+    Program,
     SamplerSettings,
     _warn_if_pointwise_output_large,
     cache_dir,
@@ -37,9 +38,6 @@ from horizon_zoo.backends.common import (
 )
 from horizon_zoo.backends.pystan import pystan_available, pystan_build
 from horizon_zoo.errors import BackendError
-
-if TYPE_CHECKING:
-    from horizon_zoo.registry import ZooModel
 
 __all__ = [
     "BACKENDS", "LARGE_POINTWISE_OUTPUT", "STAN_INIT_RADIUS", "STANC_OPTIMISATION", "STAT_NAMES", "BackendName",
@@ -75,7 +73,7 @@ def resolve_backend(name: str = "auto") -> str:
 
 
 def sample(
-    model: ZooModel,
+    model: Program,
     data: dict[str, Any],
     settings: SamplerSettings,
     *,

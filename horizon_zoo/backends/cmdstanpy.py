@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from horizon_zoo.backends.common import (
     STANC_OPTIMISATION,
     STAT_NAMES,
     Draws,
+    Program,
     SamplerSettings,
     _cast_ints,
     _cast_stats,
@@ -31,8 +32,6 @@ from horizon_zoo.backends.common import (
 )
 from horizon_zoo.errors import BackendError
 
-if TYPE_CHECKING:
-    from horizon_zoo.registry import ZooModel
 
 def cmdstan_available() -> bool:
     """True when CmdStanPy can find a CmdStan installation: its own (``$CMDSTAN`` or
@@ -66,7 +65,7 @@ def cmdstan_location() -> str | None:
 
 
 def sample(
-    model: ZooModel,
+    model: Program,
     data: dict[str, Any],
     settings: SamplerSettings,
     inits: list[dict[str, Any]] | None,
@@ -119,7 +118,7 @@ def sample(
             scratch.cleanup()
 
 
-def _cmdstan_sample(model: ZooModel, compiled_model: Any, data: dict[str, Any], settings: SamplerSettings,
+def _cmdstan_sample(model: Program, compiled_model: Any, data: dict[str, Any], settings: SamplerSettings,
                     inits: list[dict[str, Any]] | None, fixed_param: bool, csv_dir: Path, progress: bool,
                     timings: dict[str, float]) -> Draws:
     import cmdstanpy

@@ -11,14 +11,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from horizon_zoo.errors import DataError
-
-if TYPE_CHECKING:
-    from horizon_zoo.registry import ZooModel
 
 log = logging.getLogger("horizon_zoo.backends")
 
@@ -44,6 +41,28 @@ STAT_NAMES = {
     "energy__": "energy",
 }
 _INT_STATS = {"tree_depth", "n_steps"}
+
+
+class Program(Protocol):
+    """What a backend needs of a model: the registry's ZooModel is one. Named here, not imported,
+    so that the backends do not depend on the registry (which depends on them for stanc)."""
+
+    name: str
+    info: dict[str, Any]  # stanc --info of the program
+
+    @property
+    def program(self) -> str:
+        """The Stan program as compiled (includes expanded)."""
+        ...
+
+    @property
+    def sha256(self) -> str:
+        """The compile cache's key of the program."""
+        ...
+
+    def reads(self, variable: str) -> bool:
+        """Whether the program declares data variable ``variable``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -135,7 +154,7 @@ def cache_subdir(env_var: str, name: str) -> Path:
     return Path(env) if env else cache_dir() / name
 
 
-def variable_names(model: ZooModel) -> list[str]:
+def variable_names(model: Program) -> list[str]:
     """Program variables that are saved with each draw, in declaration order."""
     info = model.info
     return [*info.get("parameters", {}), *info.get("transformed parameters", {}),
@@ -184,7 +203,7 @@ def _build_lock(key: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def program_data(model: ZooModel, data: dict[str, Any]) -> dict[str, Any]:
+def program_data(model: Program, data: dict[str, Any]) -> dict[str, Any]:
     """The contract data that ``model`` declares: optional variables only when it reads them."""
     from horizon_zoo.contract import OPTIONAL_DATA
 
@@ -195,7 +214,7 @@ def program_data(model: ZooModel, data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in optional or model.reads(k)}
 
 
-def _cast_ints(model: ZooModel, variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _cast_ints(model: Program, variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Give int variables an int dtype and scalars the shape (chain, draw): backends differ."""
     info = model.info
     blocks = ("parameters", "transformed parameters", "generated quantities")

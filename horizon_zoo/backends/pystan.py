@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from horizon_zoo.backends.common import (
     STANC_OPTIMISATION,
     STAT_NAMES,
     Draws,
+    Program,
     SamplerSettings,
     _build_lock,
     _captured_fd2,
@@ -45,8 +46,6 @@ from horizon_zoo.backends.common import (
 )
 from horizon_zoo.errors import BackendError
 
-if TYPE_CHECKING:
-    from horizon_zoo.registry import ZooModel
 
 def pystan_available() -> bool:
     try:
@@ -247,7 +246,7 @@ def _draws_received_promptly() -> Iterator[None]:
         stub.select, stub.socket = originals
 
 
-def _pystan_build_once(model: ZooModel, data: dict[str, Any], seed: int) -> Any:
+def _pystan_build_once(model: Program, data: dict[str, Any], seed: int) -> Any:
     """:func:`pystan_build` of ``model``, its failure as a :class:`BackendError` whose message is
     one paragraph: PyStan's own words and the compiler's or loader's line that says why."""
     try:
@@ -353,7 +352,7 @@ def _stop_httpstan_workers() -> None:
 
 
 def sample(
-    model: ZooModel,
+    model: Program,
     data: dict[str, Any],
     settings: SamplerSettings,
     inits: list[dict[str, Any]] | None,
