@@ -3,10 +3,10 @@
     .venv/bin/python scripts/identification.py --name metr-early --before b88a1ca \\
         --runs ../shared/data/metr-early/all_runs.jsonl --out runs/identification-metr-early
 
-Three zoo models had a direction the likelihood cannot see: raising every agent's intercept and
-lowering every family (``logistic_task_effects``), every task's difficulty residual (``irt_2pl``)
-or an agent's agent-by-family offsets (``agent_family_interaction``) by the same amount. They now
-sample the intercept with that mean carried in it (a shift with unit Jacobian: the same model in
+Zoo models with a direction the likelihood cannot see: raising every agent's intercept and
+lowering every family (``logistic_task_effects``) or an agent's agent-by-family offsets
+(``agent_family_interaction``) by the same amount (``irt_2pl``'s difficulty residuals were tried
+too and reverted; its rows stay in the kept results.json). They now sample the intercept with that mean carried in it (a shift with unit Jacobian: the same model in
 other coordinates). This script fits each model's program as it was at commit ``--before``
 (``<model>_before``, copied with that commit's includes under ``--out``) and as it is now, with
 the same runs, settings and seeds, on CmdStan, and writes ``docs/identification/<name>.md``:
@@ -38,7 +38,7 @@ from horizon_zoo.registry import INCLUDE_DIR, load_model, resolve
 from horizon_zoo.rundir import atomic_write_text, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = ("logistic_task_effects", "irt_2pl", "agent_family_interaction")
+MODELS = ("logistic_task_effects", "agent_family_interaction")
 # Variables whose meaning changed (they now carry the means) or that are per-draw noise.
 NOT_SHARED = {"alpha", "ability", "difficulty", "log_lik", "y_rep"}
 
@@ -181,12 +181,14 @@ def main(argv: list[str] | None = None) -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(results, json.dumps(kept, indent=1))
     kept = json.loads(results.read_text(encoding="utf-8"))
+    # the page shows the models asked for (a model tried and reverted keeps its rows in results.json)
+    kept["fits"] = [r for r in kept["fits"] if r["model"] in models]
+    kept["gaps"] = [g for g in kept["gaps"] if g["model"] in models]
     if "commands" not in kept:  # a results.json from before commands were kept: this invocation made it
         command = "python scripts/identification.py " + shlex.join(
             a for a in (argv if argv is not None else sys.argv[1:]) if a != "--page-only")
         kept["commands"] = dict.fromkeys(dict.fromkeys(r["model"] for r in kept["fits"]), command)
-        atomic_write_text(results, json.dumps(kept, indent=1))
-    text = page(args.name, kept["commands"], args.before, pd.DataFrame(kept["fits"]), pd.DataFrame(kept["gaps"]))
+    text = page(args.name, {m: c for m, c in kept["commands"].items() if m in models}, args.before, pd.DataFrame(kept["fits"]), pd.DataFrame(kept["gaps"]))
     print(text)
     target = REPO / "docs" / "identification" / f"{args.name}.md"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -14,26 +14,17 @@ source: >-
 keywords: [irt, 2pl, item-response, discrimination, difficulty]
 adapt_delta: 0.9
 parameters:
-  ability[agent]: >-
-    agent ability on the logit scale, relative to a task of mean log2 length whose difficulty
-    residual is the mean of the T tasks' residuals
+  ability[agent]: "agent ability on the logit scale, relative to a task of mean log2 length"
   delta: "rise in difficulty per doubling of task length"
   sigma_diff: "sd of task difficulty around its length trend"
   sigma_disc: "sd of log discrimination across tasks"
   r_diff[task]: "task difficulty residual around the length trend (logit scale)"
   z_disc[task]: "standardised log discrimination (non-centred, sums to zero)"
 generated:
-  difficulty[task]: "task difficulty (logit scale), on ability's scale: residual relative to the residuals' mean"
+  difficulty[task]: "task difficulty (logit scale)"
   discrimination[task]: "task discrimination"
 priors:
-  ability: >-
-    through ability - mean(r_diff) ~ normal(0, 2.5), the ability against a task on the length
-    trend (residual 0): weakly informative on the logit scale. Why ability carries the
-    residuals' mean: raising every ability and every difficulty residual by the same amount
-    leaves the likelihood unchanged, and sampled as the residual-0 ability that direction tied
-    all A abilities to the mean of the T residuals. The map is a shift with unit Jacobian, so
-    the model is unchanged; the likelihood sees the residuals relative to their mean and the
-    mean only in this prior
+  ability: "normal(0, 2.5): weakly informative on the logit scale"
   delta: "normal(0.7, 0.7): centred on the Bradley-Terry rate ln(2) per doubling"
   sigma_diff: "half-normal(0, 1): difficulty scatter of a few logits at most"
   sigma_disc: "half-normal(0, 0.5): discriminations mostly within a factor 3 of each other"
@@ -103,7 +94,7 @@ parameters {
   sum_to_zero_vector[T] z_disc;
 }
 model {
-  ability - mean(r_diff) ~ normal(0, 2.5);
+  ability ~ normal(0, 2.5);
   delta ~ normal(0.7, 0.7);
   sigma_diff ~ normal(0, 1);
   sigma_disc ~ normal(0, 0.5);
@@ -111,20 +102,20 @@ model {
   z_disc ~ std_normal();
   if (grainsize > 0) {
     target += reduce_sum(cells_log_lik, n_success, grainsize, n_runs, weight, is_weighted, agent,
-                         task, x, ability, delta, r_diff - mean(r_diff), sigma_disc, z_disc);
+                         task, x, ability, delta, r_diff, sigma_disc, z_disc);
   } else {
     target += cells_log_lik(n_success, 1, N, n_runs, weight, is_weighted, agent, task, x, ability,
-                            delta, r_diff - mean(r_diff), sigma_disc, z_disc);
+                            delta, r_diff, sigma_disc, z_disc);
   }
 }
 generated quantities {
   vector[N] log_lik;
   array[N] int y_rep;
   matrix[A, G] p_curve;
-  vector[T] difficulty = delta * x + r_diff - mean(r_diff);
+  vector[T] difficulty = delta * x + r_diff;
   vector[T] discrimination = exp(sigma_disc * z_disc);
   {
-    vector[N] eta = cells_eta(1, N, agent, task, x, ability, delta, r_diff - mean(r_diff), sigma_disc, z_disc);
+    vector[N] eta = cells_eta(1, N, agent, task, x, ability, delta, r_diff, sigma_disc, z_disc);
     y_rep = binomial_rng(n_runs, inv_logit(eta));
     for (n in 1:N) log_lik[n] = weight[n] * binomial_logit_lpmf(n_success[n] | n_runs[n], eta[n]);
   }
@@ -134,8 +125,7 @@ generated quantities {
       real p = 0;
       for (j in 1:15) {
         p += gh_w[j] * dot_product(gh_w, inv_logit(exp(sigma_disc * gh_x[j])
-                                                  * (ability[a] - mean(r_diff) - delta * x_grid[g]
-                                                     - sigma_diff * gh_x)));
+                                                  * (ability[a] - delta * x_grid[g] - sigma_diff * gh_x)));
       }
       p_curve[a, g] = p;
     }
