@@ -41,13 +41,28 @@ class Psis:
     reff: float
 
 
+def _flat_tail(ll: np.ndarray, reff: float) -> np.ndarray:
+    """Cells (columns of ``ll``, draws x cells) whose largest importance ratios are all equal over
+    the tail that ArviZ's Pareto fit uses, which it refuses ("All tail values are the same"). A
+    saved fit's log_lik is quantised (horizon_zoo.fit), so a cell whose log likelihood hardly
+    varies can take only a few values; its tail is then flat, not heavy, and plain importance
+    sampling serves."""
+    n = ll.shape[0]
+    tail = int(np.floor(3 * (n / reff) ** 0.5)) if n * reff > 225 else n // 5  # ArviZ's tail length
+    if tail < 5:
+        return np.zeros(ll.shape[1], dtype=bool)
+    top = np.sort(-ll, axis=0)[n - tail:]
+    return (top[-1] - top[0]) < np.finfo(float).tiny
+
+
 def psis(idata: xr.DataTree) -> Psis:
     """PSIS of the cells' leave-one-out importance ratios, with ArviZ's relative efficiency.
 
     Cells whose log likelihood is (nearly) the same in every draw, as when a model is certain of
     the outcome (log p = 0, or -1e-310), make ArviZ's Pareto fit fail ("All tail values are the
     same"), yet their importance weights are uniform to within ``CONSTANT_SPREAD``, so plain
-    importance sampling is exact there: they keep their raw weights and Pareto k = 0.
+    importance sampling is exact there: they keep their raw weights and Pareto k = 0. So do cells
+    whose ratios are equal over the whole tail ArviZ fits (:func:`_flat_tail`).
     """
     ll = idata["log_likelihood"]["log_lik"].transpose("chain", "draw", "cell")
     n_samples = ll.sizes["chain"] * ll.sizes["draw"]
@@ -56,7 +71,7 @@ def psis(idata: xr.DataTree) -> Psis:
     reff = float(np.mean(np.concatenate([ess[v].values.ravel() for v in ess.data_vars]))) / n_samples \
         if ll.sizes["chain"] > 1 else 1.0
     spread = (ll.max(("chain", "draw")) - ll.min(("chain", "draw"))).values
-    constant = spread < CONSTANT_SPREAD
+    constant = (spread < CONSTANT_SPREAD) | _flat_tail(ll.values.reshape(n_samples, -1), reff)
     log_weights = -ll - _logsumexp_columns(-ll.values.reshape(n_samples, -1))  # raw; exact for constant cells
     pareto_k = xr.zeros_like(ll.isel(chain=0, draw=0, drop=True))
     if not constant.all():

@@ -54,6 +54,24 @@ def test_cells_with_constant_log_likelihood_get_their_exact_loo_value():
     assert loo_compare({"a": fit, "b": fake_loglik_fit(true_p, np.full(100, 0.5), y, 8, 2)}).loc[0, "model"] == "a"
 
 
+def test_a_cell_quantised_to_few_values_gets_its_plain_importance_sampling_value():
+    """A saved fit keeps log_lik to a few significant digits, so a cell whose log likelihood hardly
+    varies takes two values here, the larger in 30% of the draws: ArviZ's Pareto fit refuses such
+    a flat tail; the cell gets the plain importance-sampling estimate, log(1 / mean(1 / p)), k = 0."""
+    rng = np.random.default_rng(5)
+    true_p = rng.uniform(0.2, 0.8, 50)
+    y = rng.binomial(8, true_p)
+    fit = fake_loglik_fit(true_p, true_p, y, 8, 1)
+    ll = fit["log_likelihood"]["log_lik"].values.copy()
+    ll[..., 0] = np.where(rng.uniform(size=ll.shape[:2]) < 0.3, -2.301, -2.302)
+    fit["log_likelihood"] = fit["log_likelihood"].to_dataset().assign(log_lik=(("chain", "draw", "cell"), ll))
+    result = loo(fit)
+    expected = -np.log(np.mean(np.exp(-ll[..., 0])))
+    assert result.elpd_i.values[0] == pytest.approx(expected, abs=1e-12)
+    assert float(result.pareto_k.values[0]) == 0.0
+    assert np.isfinite(result.elpd_i.values).all() and (result.pareto_k.values[1:] != 0).any()
+
+
 def test_high_k_cells_are_refitted_exactly_up_to_the_limit():
     rng = np.random.default_rng(3)
     y = rng.binomial(8, 0.5, 50)
