@@ -16,7 +16,8 @@ produced each):
   bootstrap  time to per-agent p50 intervals: the logistic model vs METR's recipe (horizon_zoo.metr),
              a logistic regression per agent with 1,000 hierarchical bootstrap resamples (families,
              tasks within families, runs within tasks); and whether the intervals agree
-  compare    wall time of a full `compare` (all zoo models, cell PSIS-LOO, checks, report)
+  compare    wall time of a full `compare` (all zoo models, cell PSIS-LOO, checks, report) and the
+             size of the run directory it writes
   gq         sampling time of each model with its generated quantities block removed (same data,
              settings and backend as `fits`): what the pointwise outputs (log_lik, y_rep, one per
              cell per draw) and the curves cost; under PyStan every value travels as JSON
@@ -544,6 +545,8 @@ def section_compare(datasets: list[str], settings: dict[str, Any], keep: Path | 
             result = api.compare(data, settings=SamplerSettings(**settings), out=out, progress=False,
                                  jobs=jobs, backend=backend)
             wall = time.perf_counter() - start
+            run_mb = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
+            fits_mb = sum(f.stat().st_size for f in (out / "fits").glob("*") if f.is_file()) / 1e6
         d = result.diagnostics
         rows.append({"dataset": dataset, "backend": backend, "models": len(result.fits), "jobs": jobs,
                      "wall_min": wall / 60,
@@ -551,6 +554,7 @@ def section_compare(datasets: list[str], settings: dict[str, Any], keep: Path | 
                      "models failing diagnostics": int((d["verdict"] == "fail").sum()),
                      "failing": ", ".join(d.loc[d["verdict"] == "fail", "model"]),
                      "best model": str(result.loo.iloc[0]["model"]),
+                     "run dir MB": run_mb, "of which fits MB": fits_mb,
                      "slowest samplers (s)": ", ".join(f"{m} {s:.0f}" for m, s in
                                                        d.set_index("model")["sample_s"].nlargest(3).items())})
     return pd.DataFrame(rows)
