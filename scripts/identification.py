@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
         command = "python scripts/identification.py " + shlex.join(
             a for a in (argv if argv is not None else sys.argv[1:]) if a != "--page-only")
         kept["commands"] = dict.fromkeys(dict.fromkeys(r["model"] for r in kept["fits"]), command)
-    text = page(args.name, {m: c for m, c in kept["commands"].items() if m in models}, args.before, pd.DataFrame(kept["fits"]), pd.DataFrame(kept["gaps"]))
+    commands = {m: c for m, c in kept["commands"].items() if m in models}
+    text = page(args.name, commands, args.before, pd.DataFrame(kept["fits"]), pd.DataFrame(kept["gaps"]))
     print(text)
     target = REPO / "docs" / "identification" / f"{args.name}.md"
     target.parent.mkdir(parents=True, exist_ok=True)
