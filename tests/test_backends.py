@@ -91,14 +91,14 @@ def test_inference_data_layout_is_the_contract(backend, tmp_path):
     assert set(dt["sample_stats"].dims) == {"chain", "draw"}
     # y_rep never exceeds the runs of its cell
     assert np.all(dt["posterior_predictive"]["y_rep"].values <= data.cells["n_runs"].to_numpy())
-    # saved and reloaded: replicates exactly, parameters to their 6 stored significant digits,
-    # log_lik to its 5
+    # saved and reloaded: replicates exactly, parameters and log_lik to their 4 stored significant
+    # digits (horizon_zoo.fit)
     loaded, info = load_fit(tmp_path / "logistic.nc")
     np.testing.assert_array_equal(loaded["posterior_predictive"]["y_rep"].values,
                                   dt["posterior_predictive"]["y_rep"].values)
-    np.testing.assert_allclose(loaded["posterior"]["alpha"].values, dt["posterior"]["alpha"].values, rtol=1e-5)
+    np.testing.assert_allclose(loaded["posterior"]["alpha"].values, dt["posterior"]["alpha"].values, rtol=1e-3)
     np.testing.assert_allclose(loaded["log_likelihood"]["log_lik"].values, dt["log_likelihood"]["log_lik"].values,
-                               rtol=1e-4)
+                               rtol=1e-3)
     assert info["status"] == "complete" and info["backend"] == backend
     assert info["settings"]["seed"] == 3 and info["data_fingerprint"] == data.fingerprint()
     divergences = int(dt["sample_stats"]["diverging"].values.sum())

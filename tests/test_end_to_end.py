@@ -52,8 +52,9 @@ def test_compare_writes_a_complete_run_directory(tmp_path, capsys):
     assert main(["-q", "compare", "--runs", str(runs), "--chains", "2", "--warmup", "300", "--draws", "300",
                  "--out", str(out), "--q", "50,80", "--models", ",".join(MODELS)]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in (out / "fits").glob("*.nc")} == stamps
-    # the reused fits' log_lik keeps 6 significant digits on disk: the same table to within 1e-4
-    pd.testing.assert_frame_equal(pd.read_csv(out / "tables" / "loo.csv"), loo, check_exact=False, rtol=1e-4)
+    # the reused fits' log_lik keeps 4 significant digits on disk: the same table to within 1e-3
+    # (relative; stacking weights near 0 to within 1e-8)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "tables" / "loo.csv"), loo, check_exact=False, rtol=1e-3)
 
 
 REAL = [SHARED_DATA / "metr-early" / "all_runs.jsonl", SHARED_DATA / "cyber-horizons" / "all_runs.jsonl"]
