@@ -27,7 +27,7 @@ import xarray as xr
 from horizon_zoo import __version__
 from horizon_zoo.backends import SamplerSettings, resolve_backend
 from horizon_zoo.checks import CHECKS_LEGEND
-from horizon_zoo.compare import LOO_MEANING_NOTE, WEIGHTED_ELPD_NOTE, loo_compare
+from horizon_zoo.compare import LOO_MEANING_NOTE, WEIGHTED_ELPD_NOTE, loo_compare, loo_shown
 from horizon_zoo.contract import default_grid
 from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO, RunData, Weights, load_runs
 from horizon_zoo.errors import DataError, HorizonZooError
@@ -583,7 +583,6 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
         _write_metr_tables(result.metr, tables)
     from horizon_zoo.rundir import markdown_table
 
-    loo_cols = ["model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "n_high_k"]
     sentences, best_horizons = headline(result)
     atomic_write_text(result.run_dir / "headline.md", "\n".join(f"- {line}" for line in sentences) + "\n")
     write_table(best_horizons, tables, "headline_horizons")
@@ -595,7 +594,7 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
         f"{len(result.data.tasks)} tasks, {len(result.data.families)} families.", "",
         "## PSIS-LOO over (agent, task) cells", "", LOO_MEANING_NOTE, "",
         *([WEIGHTED_ELPD_NOTE, ""] if not np.allclose(result.data.cells["weight"], 1.0) else []),
-        markdown_table(result.loo[loo_cols]),
+        markdown_table(loo_shown(result.loo)),
         "## Diagnostics", "", markdown_table(result.diagnostics),
         f"## Horizons of the best model by elpd ({best}), median [95% interval]", "",
         markdown_table(wide[wide["model"] == best].drop(columns="model")),

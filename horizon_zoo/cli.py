@@ -596,9 +596,10 @@ def _print_result(result: api.CompareResult) -> None:  # noqa: F821
     from horizon_zoo.horizons import wide_horizon_table
     from horizon_zoo.rundir import markdown_table
 
-    loo_cols = ["model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "n_high_k"]
+    from horizon_zoo.compare import loo_shown
+
     print("\nPSIS-LOO comparison (best first):\n")
-    print(markdown_table(result.loo[loo_cols]))
+    print(markdown_table(loo_shown(result.loo)))
     print("Diagnostics:\n")
     print(markdown_table(result.diagnostics[DIAGNOSTICS_SHOWN]))
     best = str(result.loo.iloc[0]["model"])

@@ -182,3 +182,16 @@ def loo_compare(fits: Mapping[str, xr.DataTree],
     columns = ["rank", "elpd_loo", "se", "elpd_diff", "dse", "diff_over_dse", "p_worse", "p_loo",
                "weight", "n_high_k", "good_k", "loo_method", "diag_diff", "diag_elpd"]
     return table[columns].reset_index()
+
+
+LOO_SHOWN = ("model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "n_high_k", "loo_method")
+
+
+def loo_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns of :func:`compare_loo`'s table that the terminal, summary.md and the report show.
+    Stacking weights are rounded to 3 decimals: a weight of 2e-13 is a weight of 0, and printing it
+    in scientific notation only hides that."""
+    shown = table[[c for c in LOO_SHOWN if c in table.columns]].copy()
+    if "weight" in shown.columns:
+        shown["weight"] = shown["weight"].round(3) + 0.0  # + 0.0: no "-0.0"
+    return shown

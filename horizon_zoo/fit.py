@@ -174,12 +174,17 @@ def load_fit(nc_path: str | Path) -> tuple[xr.DataTree, dict[str, Any]]:
 # at 1% of the interval's width), other posterior draws 4 (R-hat and ESS are unchanged to their
 # printed digits); y_rep in the smallest unsigned integer that holds it; sampler statistics and
 # data as they are. Compression: zlib level 4 with the byte shuffle (integers and quantised floats
-# then have runs of zero bytes), and bzip2 for the curves, which are smooth along the grid and
-# shrink to about two thirds of zlib's size that way. Sizes and timings before and after, and the
-# elpd change, on real fits: docs/benchmarks.md, "Disk per saved fit".
+# then have runs of zero bytes), and bzip2 for the curves, which are smooth along the grid, and for
+# y_rep, whose small counts it packs tighter than zlib. Each chunk holds every chain and draw of a
+# few cells (or grid points): one cell's draws share sign and exponent, so a chunk of them
+# compresses better than HDF5's default chunks, which cut across cells (log_lik -7%, y_rep -34%,
+# curves -19% on a logistic fit of the embedded data; 512 KB chunks beat 1 and 2 MB ones). Sizes and
+# timings before and after, and the elpd change, on real fits: docs/benchmarks.md, "Disk per saved
+# fit".
 _SIGNIFICANT_DIGITS = {"log_lik": 4, "p_curve": 3, "p_curve_typical": 3}
 _POSTERIOR_DIGITS = 4
-_CURVES = ("p_curve", "p_curve_typical")
+_BZIP2 = ("p_curve", "p_curve_typical", "y_rep")
+_CHUNK_BYTES = 2**19
 
 
 def _compression(idata: xr.DataTree) -> dict[str, dict[str, dict[str, Any]]]:
@@ -195,13 +200,18 @@ def _compression(idata: xr.DataTree) -> dict[str, dict[str, dict[str, Any]]]:
             continue
         encoding[node.path] = {}
         for name, var in node.data_vars.items():
-            enc: dict[str, Any] = dict(bzip2 if name in _CURVES else zlib)
+            enc: dict[str, Any] = dict(bzip2 if name in _BZIP2 else zlib)
             digits = _SIGNIFICANT_DIGITS.get(name) or (_POSTERIOR_DIGITS if node.path == "/posterior" else None)
             if digits and np.issubdtype(var.dtype, np.floating):
                 enc.update(dtype="float32", quantize_mode="GranularBitRound", significant_digits=digits)
             elif name == "y_rep":
                 top = int(var.max()) if var.size else 0
                 enc["dtype"] = "uint8" if top < 2**8 else "uint16" if top < 2**16 else "int32"
+            if var.dims[:2] == ("chain", "draw") and var.ndim >= 3 and var.size:
+                itemsize = np.dtype(enc.get("dtype", var.dtype)).itemsize
+                per_cell = var.shape[0] * var.shape[1] * itemsize
+                last = max(1, min(var.shape[-1], _CHUNK_BYTES // per_cell))
+                enc["chunksizes"] = (*var.shape[:2], *[1] * (var.ndim - 3), last)
             encoding[node.path][name] = enc
     return encoding
 

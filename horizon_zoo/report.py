@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from horizon_zoo.rundir import atomic_write_text, markdown_table
+from horizon_zoo.rundir import atomic_write_text, format_value, markdown_table
 
 STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; max-width: 1150px;
@@ -69,7 +69,7 @@ class _Doc:
         rows = []
         for _, row in frame.iterrows():
             css = str(row[verdict_column]) if verdict_column and verdict_column in frame.columns else ""
-            cells = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row)
+            cells = "".join(f"<td>{html.escape(format_value(v))}</td>" for v in row)
             rows.append(f"<tr class='{css}'>{cells}</tr>")
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
         table = f"<div class=wide><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
@@ -83,12 +83,6 @@ class _Doc:
         self.html.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
                          f"<figcaption class=note>{html.escape(caption)}</figcaption></figure>")
         self.md += [f"![{caption}]({path.relative_to(run_dir).as_posix()})", ""]
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return "" if np.isnan(value) else f"{value:.4g}"
-    return str(value)
 
 
 def _read(run_dir: Path, stem: str) -> pd.DataFrame | None:
@@ -175,7 +169,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         doc.table(diagnostics[[c for c in shown if c in diagnostics.columns]], verdict_column="verdict")
     if loo is not None:
         doc.heading("Model comparison (PSIS-LOO over cells)")
-        from horizon_zoo.compare import LOO_MEANING_NOTE
+        from horizon_zoo.compare import LOO_MEANING_NOTE, loo_shown
 
         doc.para("elpd_diff is relative to the best model; a difference smaller than about 2 dse is not "
                  "decisive. Cells with Pareto k above 0.7 make PSIS-LOO unreliable for that model.", note=True)
@@ -184,8 +178,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
             from horizon_zoo.compare import WEIGHTED_ELPD_NOTE
 
             doc.para(WEIGHTED_ELPD_NOTE)
-        doc.table(loo[[c for c in ("model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight",
-                                   "n_high_k", "loo_method") if c in loo.columns]])
+        doc.table(loo_shown(loo))
     cv = _read(run_dir, "cv")
     if cv is not None:
         doc.heading("Cross-validation: new cells, tasks, families, agents")

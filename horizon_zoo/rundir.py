@@ -105,7 +105,13 @@ def markdown_table(frame: pd.DataFrame, *, index: bool = False) -> str:
     return "\n".join([header, rule, *rows]) + "\n"
 
 
-def _cell(value: object) -> str:
+def format_value(value: object) -> str:
+    """How a table cell reads in Markdown and HTML alike: floats to 4 significant digits, NaN (a
+    missing value) as an empty cell."""
     if isinstance(value, float):
-        return "" if value != value else f"{value:.4g}"  # NaN (a missing value) as an empty cell
-    return str(value).replace("|", "\\|")
+        return "" if value != value else f"{value:.4g}"
+    return str(value)
+
+
+def _cell(value: object) -> str:
+    return format_value(value).replace("|", "\\|")

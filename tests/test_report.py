@@ -29,7 +29,7 @@ def _horizons(models: list[str]) -> pd.DataFrame:
 def _result(run_dir: Path | None) -> CompareResult:
     loo = pd.DataFrame({"model": ["best_model", "logistic"], "rank": [0, 1], "elpd_loo": [-100.0, -130.0],
                         "se": [10.0, 11.0], "elpd_diff": [0.0, -30.0], "dse": [0.0, 6.0], "p_loo": [20.0, 8.0],
-                        "weight": [0.9, 0.1], "n_high_k": [3, 0], "loo_method": ["PSIS", "PSIS"]})
+                        "weight": [1.0, 2.03e-13], "n_high_k": [3, 0], "loo_method": ["PSIS", "PSIS"]})
     diagnostics = pd.DataFrame({"model": ["best_model", "logistic"], "verdict": ["pass", "warn"],
                                 "max_rhat": [1.003, 1.012], "min_ess_bulk": [900.0, 380.0], "divergences": [0, 0],
                                 "problems": ["", "R-hat 1.012 >= 1.01 (alpha[agent=old])"]})
@@ -99,3 +99,6 @@ def test_the_report_opens_with_the_headline_and_links_every_section_from_the_nav
     assert "nan" not in md_path.read_text()
     # the comparison tables are listed best first without ArviZ's 0-based rank (issue 32)
     assert "<th>rank</th>" not in page and "| rank |" not in md_path.read_text()
+    # a stacking weight of 2e-13 is a weight of 0 and reads so
+    logistic_row = re.search(r"<tr class=''><td>logistic</td>(.*?)</tr>", page).group(1)
+    assert re.findall(r"<td>([^<]*)</td>", logistic_row)[5] == "0" and "e-13" not in page

@@ -50,3 +50,17 @@ def test_a_saved_fit_is_compact_and_loses_nothing_that_matters(tmp_path):
     raw = sum(v.nbytes for g in ("posterior", "log_likelihood", "posterior_predictive")
               for v in fit.idata[g].to_dataset().data_vars.values())
     assert nc.stat().st_size < raw / 3
+
+
+def test_each_chunk_holds_every_draw_of_a_few_cells(tmp_path):
+    # one cell's draws share sign and exponent, so chunks along the draws compress better than
+    # HDF5's default chunks, which cut across cells (sizes: docs/benchmarks.md, storage)
+    import netCDF4
+
+    nc, _ = save_fit(_fit(np.random.default_rng(1), chains=2, draws=500, cells=300), tmp_path)
+    with netCDF4.Dataset(nc) as ds:
+        log_lik = ds["log_likelihood"]["log_lik"]
+        assert log_lik.chunking() == [2, 500, 131]  # 512 KB of float32: 2**19 // (2 * 500 * 4) cells
+        assert ds["posterior"]["p_curve"].chunking() == [2, 500, 1, 40]
+        y_rep = ds["posterior_predictive"]["y_rep"]
+        assert y_rep.chunking() == [2, 500, 300] and y_rep.filters()["bzip2"]
