@@ -593,10 +593,9 @@ def _metr(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
 def _print_result(result: api.CompareResult) -> None:  # noqa: F821
     from horizon_zoo.api import DIAGNOSTICS_SHOWN, headline
+    from horizon_zoo.compare import loo_shown
     from horizon_zoo.horizons import wide_horizon_table
     from horizon_zoo.rundir import markdown_table
-
-    from horizon_zoo.compare import loo_shown
 
     print("\nPSIS-LOO comparison (best first):\n")
     print(markdown_table(loo_shown(result.loo)))
