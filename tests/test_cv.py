@@ -101,6 +101,15 @@ def test_cached_folds_are_reused_without_refitting(tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="refitted"):
         cross_validate(models, data, ["task"], k=2, settings=SamplerSettings(chains=2, warmup=300, draws=301, seed=4),
                        cache=tmp_path)
+    # nor a different backend: the key holds the backend "auto" resolved to, not "auto" (issue 30)
+    from horizon_zoo.backends import resolve_backend
+
+    other = "pystan" if resolve_backend("auto") == "cmdstanpy" else "cmdstanpy"
+    with pytest.raises(AssertionError, match="refitted"):
+        cross_validate(models, data, ["task"], k=2, settings=SETTINGS, backend=other, cache=tmp_path)
+    monkeypatch.setattr("horizon_zoo.backends.resolve_backend", lambda backend: other if backend == "auto" else backend)
+    with pytest.raises(AssertionError, match="refitted"):
+        cross_validate(models, data, ["task"], k=2, settings=SETTINGS, cache=tmp_path)
 
 
 @pytest.mark.stan

@@ -120,7 +120,11 @@ def test_sbc_command_writes_tables_figures_and_resumes_from_its_cache(tmp_path, 
     assert set(ranks["quantity"].str.replace(r"\[.*\]$", "", regex=True)) == {"alpha", "beta", "h50"}
     assert (run_dir / "figures" / "sbc_logistic.png").stat().st_size > 10_000
     assert "Simulation-based calibration" in (run_dir / "report.md").read_text()
-    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    from horizon_zoo.backends import resolve_backend
+
+    assert manifest["backend"] == resolve_backend("auto") != "auto"  # the backend that ran, not "auto"
 
     # the same SBC again is served from the cache: no fit may run
     import horizon_zoo.fit
@@ -132,3 +136,14 @@ def test_sbc_command_writes_tables_figures_and_resumes_from_its_cache(tmp_path, 
     assert cli.main([*argv[:-1], str(tmp_path / "b")]) == 0
     again = pd.read_csv(tmp_path / "b" / "tables" / "sbc_ranks.csv")
     pd.testing.assert_frame_equal(ranks, again)
+    # a backend other than the one "auto" resolved to misses the cache (issue 30): the key holds the
+    # resolved backend, so neither an explicit other backend nor "auto" resolving differently reuses it
+    from horizon_zoo import sbc
+
+    other = "pystan" if resolve_backend("auto") == "cmdstanpy" else "cmdstanpy"
+    monkeypatch.setattr("horizon_zoo.simulate.draw_from_prior", no_fit)
+    with pytest.raises(AssertionError, match="refitted"):
+        cli.main([*argv[:-1], str(tmp_path / "c"), "--backend", other])
+    monkeypatch.setattr(sbc, "resolve_backend", lambda backend: other if backend == "auto" else backend)
+    with pytest.raises(AssertionError, match="refitted"):
+        cli.main([*argv[:-1], str(tmp_path / "d")])
