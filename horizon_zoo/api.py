@@ -627,7 +627,10 @@ def _write_tables(result: CompareResult, run_name: str, command: str) -> None:
 
 def _begin_run(run_dir: Path | None, name: str, command: str | None, data: RunData, zoo: list[ZooModel],
                settings: SamplerSettings, backend: str, **extra: Any) -> dict[str, Any]:
-    """Manifest of a run (status ``running``) and the data summary, written before any fit."""
+    """Manifest of a run (status ``running``) and the data summary, written before any fit. The
+    manifest names the backend that runs the fits ("auto" resolved), as the fit caches' keys do."""
+    if backend != "none":
+        backend = resolve_backend(backend)
     manifest = {**_manifest(command, data, zoo, settings, backend), "run": name, **extra}
     if run_dir:
         _write_data_summary(data, run_dir)
