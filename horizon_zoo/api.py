@@ -518,7 +518,8 @@ def _compare_checks(fits: dict[str, Fit], data: RunData, run_dir: Path | None
                     ) -> tuple[dict[str, azs.ELPDData], pd.DataFrame]:
     """PSIS-LOO and the posterior predictive checks of every fit, from one PSIS per fit (LOO and
     LOO-PIT share its weights); figures and per-model tables into the run directory."""
-    from horizon_zoo.checks import checks_summary, run_checks, write_check_outputs
+    from horizon_zoo.check_plots import write_check_outputs
+    from horizon_zoo.checks import checks_summary, run_checks
     from horizon_zoo.compare import loo, psis
 
     results, loos = {}, {}
@@ -947,7 +948,8 @@ def check(
     p-value tables, calibration tables and figures, plus ``summary.md`` with the model x statistic
     table. Returns the :class:`horizon_zoo.checks.CheckResult` of each model.
     """
-    from horizon_zoo.checks import checks_summary, run_checks, write_check_outputs
+    from horizon_zoo.check_plots import write_check_outputs
+    from horizon_zoo.checks import checks_summary, run_checks
 
     settings = settings or SamplerSettings()
     data = runs if isinstance(runs, RunData) else load(runs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -174,3 +175,25 @@ def plot_loo_pit(result: CheckResult) -> Figure:
     fig.suptitle(f"{result.model}: LOO-PIT and Pareto k", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def write_check_outputs(result: CheckResult, idata: xr.DataTree, directory: Path,
+                        agent_order: list[str] | None = None) -> list[Path]:
+    """Write the p-value and calibration tables and the four figures of one model's checks."""
+    from horizon_zoo.plots import save_figure
+    from horizon_zoo.rundir import write_table
+
+    write_table(result.p_values, directory / "tables", f"checks_{result.model}")
+    write_table(result.calibration, directory / "tables", f"calibration_{result.model}")
+    figures = {
+        "calibration": plot_calibration(result.calibration, result.model, agent_order),
+        "curves": plot_success_curves(idata, result.calibration, result.model, agent_order),
+        "residuals": plot_residual_structure(result.data, result.residuals, result.model, agent_order),
+        "loo_pit": plot_loo_pit(result),
+    }
+    paths = []
+    for name, fig in figures.items():
+        path = directory / "figures" / f"{name}_{result.model}.png"
+        save_figure(fig, path)
+        paths.append(path)
+    return paths

@@ -26,7 +26,6 @@ import logging
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -467,31 +466,3 @@ def run_checks(idata: xr.DataTree, model: str, *, max_draws: int = 400, seed: in
 def checks_summary(results: Mapping[str, CheckResult]) -> pd.DataFrame:
     """Model x statistic table of p-values; ``*`` marks values outside [0.025, 0.975]."""
     return pd.DataFrame([r.summary_row() for r in results.values()])
-
-
-def write_check_outputs(result: CheckResult, idata: xr.DataTree, directory: Path,
-                        agent_order: list[str] | None = None) -> list[Path]:
-    """Write the p-value and calibration tables and the four figures of one model's checks."""
-    from horizon_zoo.check_plots import (
-        plot_calibration,
-        plot_loo_pit,
-        plot_residual_structure,
-        plot_success_curves,
-    )
-    from horizon_zoo.plots import save_figure
-    from horizon_zoo.rundir import write_table
-
-    write_table(result.p_values, directory / "tables", f"checks_{result.model}")
-    write_table(result.calibration, directory / "tables", f"calibration_{result.model}")
-    figures = {
-        "calibration": plot_calibration(result.calibration, result.model, agent_order),
-        "curves": plot_success_curves(idata, result.calibration, result.model, agent_order),
-        "residuals": plot_residual_structure(result.data, result.residuals, result.model, agent_order),
-        "loo_pit": plot_loo_pit(result),
-    }
-    paths = []
-    for name, fig in figures.items():
-        path = directory / "figures" / f"{name}_{result.model}.png"
-        save_figure(fig, path)
-        paths.append(path)
-    return paths

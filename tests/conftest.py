@@ -21,6 +21,19 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _restore_package_log_level() -> Iterable[None]:
+    """cli.main sets the package logger's level for the process; restore it after each test, so a
+    test that reads the debug log does not depend on whether a CLI test ran before it (it did under
+    mutmut, which runs the suite twice in one process)."""
+    import logging
+
+    logger = logging.getLogger("horizon_zoo")
+    level = logger.level
+    yield
+    logger.setLevel(level)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--real-data", action="store_true",
                      help="also run the full-length fits on ../shared/data (several minutes)")
