@@ -180,6 +180,41 @@ def discover(models_dir: str | Path | None = None) -> dict[str, ZooModel]:
     return {path.stem: load_model(path) for path in model_paths(models_dir)}
 
 
+ZOO_TABLE = ("<!-- zoo table -->", "<!-- end zoo table -->")
+
+
+def zoo_markdown(zoo: dict[str, ZooModel]) -> str:
+    """The zoo's table (model, title, free parameters), written from the headers alone."""
+    rows = ["| model | title | free parameters |", "|---|---|---|"]
+    rows += [f"| `{name}` | {m.title.replace('|', '/')} | {m.parameter_count()} |" for name, m in zoo.items()]
+    return "\n".join(rows) + "\n"
+
+
+def write_zoo_table(models_dir: str | Path | None = None) -> Path | None:
+    """Rewrite the zoo table between the ``ZOO_TABLE`` markers of the zoo's README.md from the
+    headers; ``new-model`` and ``validate-model`` call it, so a new or edited model needs no
+    hand-kept row. Returns the README's path, or None when the folder has no README with markers
+    (a user's own model folder). A model that does not load leaves the table as it is."""
+    directory = Path(models_dir) if models_dir else default_models_dir()
+    readme = directory / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    start, end = ZOO_TABLE
+    if start not in text or end not in text:
+        return None
+    try:
+        table = zoo_markdown(discover(directory))
+    except ModelError:
+        return None
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    updated = f"{head}{start}\n{table}{end}{tail}"
+    if updated != text:
+        from horizon_zoo.rundir import atomic_write_text
+
+        atomic_write_text(readme, updated)
+    return readme
+
+
 def resolve(spec: str, models_dir: str | Path | None = None) -> ZooModel:
     """A model by name (looked up in the zoo) or by path to a ``.stan`` file."""
     if spec.endswith(".stan") or os.sep in spec:
@@ -328,3 +363,7 @@ def program_info(code: str, label: str = "<program>") -> dict[str, Any]:
             "in file 'stdin'", f"in file '{label}'")
         raise ModelError(f"{label} does not compile (stanc):\n{message}")
     return json.loads(result.stdout)
+
+
+if __name__ == "__main__":  # python -m horizon_zoo.registry: the zoo table for a model added by hand
+    print(write_zoo_table() or "no zoo table to write")

@@ -58,6 +58,9 @@ def new_model(name: str, source: str = "logistic", models_dir: str | Path | None
     from horizon_zoo.rundir import atomic_write_text
 
     atomic_write_text(target, code)
+    from horizon_zoo.registry import write_zoo_table
+
+    write_zoo_table(directory)  # the zoo's table lists the new model (its title still TODO)
     return target
 
 
@@ -124,9 +127,13 @@ def validate_model(path: str | Path, *, backend: str = "auto", seed: int = 1, fi
     unfinished = header_problems(model)
     if unfinished:
         return [Step("header and contract", False, "; ".join(unfinished))]
+    from horizon_zoo.registry import write_zoo_table
+
+    table = write_zoo_table(Path(path).parent)  # the header is final: its row in the zoo's table too
     steps.append(Step("header and contract", True,
                       f"{model.name}: {len(model.parameter_dims)} parameter blocks ({model.parameter_count()} free "
-                      "parameters), data block and outputs match the contract"))
+                      "parameters), data block and outputs match the contract"
+                      + (f"; its row in {table} written from the header" if table else "")))
 
     runs = default_runs()
     agents = sorted(runs["alias"].unique())[::3]

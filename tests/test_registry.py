@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -65,18 +66,36 @@ def test_unknown_model_name_lists_the_zoo():
         resolve("no_such_model")
 
 
+def _zoo_table(models_dir: Path) -> str:
+    from horizon_zoo.registry import ZOO_TABLE
+
+    text = (models_dir / "README.md").read_text()
+    return text.split(ZOO_TABLE[0] + "\n", 1)[1].split(ZOO_TABLE[1], 1)[0]
+
+
 def test_stan_models_readme_lists_every_model_with_its_parameter_count():
-    rows = {}
-    text = (ZOO / "README.md").read_text()
-    zoo_table = text[text.index("| model |"):].split("\n\n")[0]  # the first table: the zoo
-    for line in zoo_table.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and cells[0].startswith("`"):
-            rows[cells[0].strip("`")] = cells[3]
-    zoo = discover()
-    assert set(rows) == set(zoo), "stan_models/README.md table and the zoo differ"
-    for name, model in zoo.items():
-        assert rows[name] == model.parameter_count(), name
+    from horizon_zoo.registry import zoo_markdown
+
+    assert _zoo_table(ZOO) == zoo_markdown(discover()), (
+        "stan_models/README.md's zoo table is not the headers' (python -m horizon_zoo.registry rewrites it)")
+    assert "| `logistic` | METR per-agent logistic curve in log2 minutes | 2A |" in _zoo_table(ZOO)
+
+
+def test_a_model_added_by_new_model_needs_no_edit_elsewhere(tmp_path):
+    """Issue 30: new-model in a copy of the zoo, then the README check above holds for the copy, and
+    again once the model's title is written and validate-model's table step has run."""
+
+    from horizon_zoo.registry import write_zoo_table, zoo_markdown
+    from horizon_zoo.validate import new_model
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(ZOO, zoo, ignore=shutil.ignore_patterns("*.hpp"))
+    path = new_model("my_idea", "bradley_terry", models_dir=zoo)
+    assert "| `my_idea` | TODO: one line (copied from bradley_terry) | A |" in _zoo_table(zoo)
+    assert _zoo_table(zoo) == zoo_markdown(discover(zoo))
+    path.write_text(path.read_text().replace("'TODO: one line (copied from bradley_terry)'", "My idea"))
+    assert write_zoo_table(zoo) == zoo / "README.md"
+    assert "| `my_idea` | My idea | A |" in _zoo_table(zoo) and _zoo_table(zoo) == zoo_markdown(discover(zoo))
 
 
 def test_a_header_raises_adapt_delta_and_narrows_the_init_radius_but_never_the_other_way():
