@@ -102,3 +102,82 @@ def test_each_threshold_changes_the_verdict_exactly_at_its_boundary(values, verd
         assert d.problems == []
     else:
         assert any(p.startswith(fragment) for p in d.problems), d.problems
+
+
+def _by_hand_ebfmi(energy: np.ndarray) -> float:
+    """E-BFMI per chain from its definition (Betancourt 2016): mean squared energy change over
+    the energy's variance; the fit's value is the smallest chain's."""
+    return float(min(np.sum(np.diff(e) ** 2) / np.sum((e - e.mean()) ** 2) for e in energy))
+
+
+def test_diagnose_reads_every_sampler_statistic_and_counts_every_draw():
+    rng = np.random.default_rng(3)
+    chains, draws = 3, 400
+    energy = rng.normal(size=(chains, draws))
+    energy[1] = np.cumsum(rng.normal(size=draws))  # a random walk: E-BFMI far below 0.3 in chain 1
+    diverging = np.zeros((chains, draws), dtype=bool)
+    diverging[2, :5] = True
+    depth = np.full((chains, draws), 4)
+    depth[0, :7] = 10  # at the limit: counted
+    depth[0, 7:9] = 9  # below it: not counted
+    idata = azb.from_dict({"posterior": {"mu": rng.normal(size=(chains, draws)),
+                                         "ignored": np.arange(chains)[:, None] * np.ones((chains, draws))},
+                           "sample_stats": {"energy": energy, "diverging": diverging, "tree_depth": depth}})
+    d = diagnose(idata, ["mu"], max_treedepth=10)
+    assert (d.divergences, d.treedepth_hits, d.draws) == (5, 7, chains * draws)
+    assert d.min_ebfmi == pytest.approx(_by_hand_ebfmi(energy), rel=1e-6) and d.min_ebfmi < 0.3
+    assert d.max_rhat < 1.01  # "ignored" (chains apart) is not a parameter listed
+    assert d.verdict == "fail"
+    assert d.problems[0] == "5 divergent transitions"
+    assert "7 transitions hit the maximum tree depth" in d.problems
+    assert any(p.startswith(f"E-BFMI {d.min_ebfmi:.2f} < 0.3") for p in d.problems)
+
+
+def test_diagnose_without_sampler_statistics_or_a_second_chain():
+    rng = np.random.default_rng(4)
+    idata = azb.from_dict({"posterior": {"mu": rng.normal(size=(1, 2000))}, "sample_stats": {}})
+    d = diagnose(idata, ["mu"], max_treedepth=10)
+    # one chain: no R-hat (nan, no location), no divergences or tree-depth hits counted, no E-BFMI
+    assert np.isnan(d.max_rhat) and d.max_rhat_at == ""
+    assert (d.divergences, d.treedepth_hits) == (0, 0) and np.isnan(d.min_ebfmi)
+    assert d.verdict == "pass" and d.problems == [] and d.draws == 2000
+
+
+def test_an_element_without_a_coordinate_is_named_by_its_index_and_all_nan_gives_no_location():
+    import xarray as xr
+
+    from horizon_zoo.diagnostics import _worst
+
+    values = np.array([[1.0, 1.3, 1.1]])
+    ds = xr.Dataset({"z": (("row", "col"), values)})  # no coordinates on either dimension
+    assert _worst(ds, np.nanargmax) == (1.3, "z[row=0, col=1]")
+    ds = xr.Dataset({"z": (("col",), [1.0, 1.3, 1.1])}, coords={"col": ["p", "q", "r"]})
+    assert _worst(xr.DataTree(ds), np.nanargmin) == (1.0, "z[col=p]")
+    value, where = _worst(xr.Dataset({"z": (("col",), [np.nan, np.nan])}), np.nanargmax)
+    assert np.isnan(value) and where == ""
+
+
+def test_a_missing_bulk_ess_does_not_skip_the_tail_check():
+    d = _judged(min_ess_bulk=float("nan"), min_ess_tail=50.0)
+    assert d.verdict == "fail" and d.problems == ["tail ESS 50 < 100 ()"]
+
+
+@pytest.mark.parametrize("values, check, expected", [
+    ({"max_rhat": 1.0099}, "r_hat_below_1_01", True),
+    ({"max_rhat": 1.0100}, "r_hat_below_1_01", False),
+    ({"divergences": 0}, "no_divergences", True),
+    ({"divergences": 1}, "no_divergences", False),
+    ({"treedepth_hits": 0}, "no_max_treedepth", True),
+    ({"treedepth_hits": 1}, "no_max_treedepth", False),
+    ({"min_ess_bulk": 100.0}, "ess_bulk_ok", True),  # a warn, not a fail
+    ({"min_ess_bulk": 99.0}, "ess_bulk_ok", False),
+    ({"divergences": 1, "min_ess_bulk": 5000.0}, "ess_bulk_ok", False),  # any failing fit
+    ({"min_ebfmi": 0.30}, "ebfmi_ok", True),
+    ({"min_ebfmi": 0.29}, "ebfmi_ok", False),
+])
+def test_checks_made_as_stored_beside_the_draws(values, check, expected):
+    d = _judged(**values)
+    assert d.checks_made()[check] is expected
+    stored = d.as_dict()
+    assert stored["checks_made"] == d.checks_made() and stored["verdict"] == d.verdict
+    assert {k: stored[k] for k in values} == values
