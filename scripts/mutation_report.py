@@ -1,6 +1,6 @@
 """Mutation testing and the test tiers' run times, written into docs/testing.md (issue 36).
 
-    python scripts/mutation_report.py mutate [--max-children 2]   # mutmut run, then write
+    python scripts/mutation_report.py mutate [--max-children 2] [PATTERN ...]  # mutmut run, then write
     python scripts/mutation_report.py tiers [--tiers fast,default]  # time pytest tiers, then write
     python scripts/mutation_report.py write                        # the pages from the kept results
 
@@ -18,8 +18,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -46,20 +48,30 @@ def _now() -> str:
 
 
 def _machine() -> str:
-    import os
-
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def mutate(max_children: int) -> None:
-    """Run mutmut over the configured modules and keep every mutant's status."""
+def mutate(max_children: int, patterns: list[str], budget_min: float | None = None) -> None:
+    """Run mutmut over the configured modules (or only the mutants matching ``patterns``, e.g.
+    ``horizon_zoo.data.*``: mutmut keeps earlier outcomes of the others) and keep every mutant's
+    status; a mutant never run stays 'not checked' and is counted apart. With ``budget_min`` the
+    run is stopped after that many minutes (mutmut's CLI mutants take seconds each on 2 cores)."""
     import mutmut
     from mutmut.stats import status_by_exit_code
 
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)], cwd=ROOT)
-    if proc.returncode != 0:
-        raise SystemExit(f"mutmut run exited {proc.returncode}; nothing written")
+    proc = subprocess.Popen([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *patterns],
+                            cwd=ROOT, start_new_session=True)
+    stopped = False
+    try:
+        returncode = proc.wait(timeout=budget_min * 60 if budget_min else None)
+    except subprocess.TimeoutExpired:
+        # mutmut writes each outcome as it goes: what ran is kept, the rest stays 'not checked'
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        stopped, returncode = True, 0
+    if returncode != 0:
+        raise SystemExit(f"mutmut run exited {returncode}; nothing written")
     minutes = (time.monotonic() - started) / 60
     statuses: dict[str, dict[str, str]] = {}
     for meta in sorted((ROOT / "mutants").rglob("*.py.meta")):
@@ -68,11 +80,15 @@ def mutate(max_children: int) -> None:
         statuses[module] = {key: status_by_exit_code[code] for key, code in sorted(codes.items())}
     if not statuses:
         raise SystemExit("mutmut wrote no results under mutants/; nothing written")
+    path = RESULTS / "mutation.json"
+    runs = json.loads(path.read_text())["runs"] if path.is_file() and patterns else []
+    command = ["python scripts/mutation_report.py mutate --max-children", str(max_children),
+               *([f"--minutes {budget_min:g}"] if budget_min else []), *(f"'{p}'" for p in patterns)]
+    runs.append({"measured": _now(), "command": " ".join(command), "wall_min": round(minutes, 1),
+                 "stopped": stopped})
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "mutation.json").write_text(json.dumps(
-        {"measured": _now(), "machine": _machine(), "tool": f"mutmut {mutmut.__version__}",
-         "command": f"python scripts/mutation_report.py mutate --max-children {max_children}",
-         "wall_min": round(minutes, 1), "statuses": statuses}, indent=1) + "\n")
+    path.write_text(json.dumps({"machine": _machine(), "tool": f"mutmut {mutmut.__version__}", "runs": runs,
+                                "statuses": statuses}, indent=1) + "\n")
 
 
 def time_tiers(names: list[str]) -> None:
@@ -138,14 +154,19 @@ def write() -> None:
         flat = {key for by_key in kept["statuses"].values() for key in by_key}
         stale = sorted(set(equivalent) - flat)
         rows = scores(kept["statuses"], equivalent)
-        lines = ["", f"{kept['tool']}, {kept['measured']} ({kept['machine']}), {kept['wall_min']} min: "
-                 f"`{kept['command']}`. Score = killed / (mutants - equivalent); a mutant no fast test "
-                 f"reaches ('no tests') counts as not killed. Target: {TARGET:.0%} in each module.", "",
-                 "| module | mutants | killed | survived | no tests | equivalent | score |", "|---|---|---|---|---|---|---|"]
+        lines = ["", f"{kept['tool']} on {kept['machine']}; runs (a later run re-tests the mutants it names, "
+                 "the others keep their outcome):", "",
+                 *[f"- {r['measured']}, {r['wall_min']} min{' (stopped at its time budget)' if r.get('stopped') else ''}"
+                   f": `{r['command']}`" for r in kept["runs"]], "",
+                 "Score = killed / (mutants - equivalent - not checked); a mutant no fast test reaches "
+                 f"('no tests') counts as not killed; 'not checked' mutants were never run. Target: {TARGET:.0%} "
+                 "in each module.", "",
+                 "| module | mutants | killed | survived | no tests | equivalent | not checked | score |",
+                 "|---|---|---|---|---|---|---|---|"]
         for r in rows:
             mark = "" if r["score"] >= TARGET else " (below target)"
             lines.append(f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['survived']} | {r['no tests']} "
-                         f"| {r['equivalent']} | {r['score']:.1%}{mark} |")
+                         f"| {r['equivalent']} | {r['not checked']} | {r['score']:.1%}{mark} |")
         lines += ["", "Equivalent mutants (no input can tell them from the original), with the reason:", ""]
         lines += [f"- `{key}`: {reason}" for key, reason in sorted(equivalent.items()) if key in flat] or ["- none"]
         if stale:
@@ -165,12 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     run = sub.add_parser("mutate", help="mutmut run, then write")
     run.add_argument("--max-children", type=int, default=2)
+    run.add_argument("--minutes", type=float, default=None, help="stop mutmut after this many minutes")
+    run.add_argument("patterns", nargs="*", metavar="PATTERN", help="only these mutants (fnmatch), e.g. 'horizon_zoo.data.*'")
     tiers = sub.add_parser("tiers", help="time pytest tiers, then write")
     tiers.add_argument("--tiers", default="fast,default", help=f"comma-separated, of: {', '.join(TIERS)}")
     sub.add_parser("write", help="render the kept results")
     args = parser.parse_args(argv)
     if args.action == "mutate":
-        mutate(args.max_children)
+        mutate(args.max_children, args.patterns, args.minutes)
     elif args.action == "tiers":
         names = [t.strip() for t in args.tiers.split(",")]
         unknown = [n for n in names if n not in TIERS]

@@ -175,3 +175,109 @@ def test_weighted_psis_loo_and_exact_refits_are_on_one_scale():
         # Monte Carlo error of a log mean of exp(log_lik) over the draws, with a margin for PSIS
         tolerance = 4 * ll[:, cell].std() / np.sqrt(ll.shape[0] / 2) + 0.05
         assert exact == pytest.approx(float(psis_result.elpd_i[cell]), abs=tolerance), (cell, weight[cell])
+
+
+def _two_close_models(seed: int = 7):
+    """Two fits of the same cells whose elpds differ by less than one standard error of the
+    difference (so 0 < dse < 1), each with a second log-likelihood variable that LOO must ignore."""
+    rng = np.random.default_rng(seed)
+    true_p = rng.uniform(0.2, 0.8, 120)
+    y = rng.binomial(8, true_p)
+    fits = {}
+    for name, shift, s in (("a", 0.0, 1), ("b", 0.01, 2)):
+        fit = fake_loglik_fit(true_p, np.clip(true_p + shift, 0.01, 0.99), y, 8, s)
+        ll = fit["log_likelihood"]["log_lik"]
+        fit["log_likelihood"] = fit["log_likelihood"].to_dataset().assign(other=ll * 50.0)
+        fits[name] = fit
+    return fits
+
+
+def test_the_comparison_table_reports_each_models_own_loo_to_full_precision():
+    import warnings
+
+    fits = _two_close_models()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ArviZ's notes on chance differences and Pareto k stay inside
+        table = loo_compare(fits).set_index("model")
+    best, other = table.index
+    assert table.loc[best, "diff_over_dse"] == 0.0 and table.loc[best, "dse"] == 0.0
+    assert 0 < table.loc[other, "dse"] < 1
+    assert table.loc[other, "diff_over_dse"] == table.loc[other, "elpd_diff"] / table.loc[other, "dse"]
+    for name, fit in fits.items():
+        own = loo(fit)
+        assert own.log_weights is None and own.elpd_i.shape == (120,)
+        assert table.loc[name, "elpd_loo"] == own.elpd  # from log_lik, not the other variable, unrounded
+        assert table.loc[name, "good_k"] == own.good_k
+        assert table.loc[name, "n_high_k"] == int(np.sum(own.pareto_k.values > min(0.7, own.good_k)))
+        assert table.loc[name, "loo_method"] == "PSIS"
+
+
+def test_a_single_model_and_no_model():
+    fit = _two_close_models()["a"]
+    (row,) = loo_compare({"a": fit}).to_dict("records")
+    assert (row["model"], row["rank"], row["elpd_diff"], row["weight"], row["dse"], row["diff_over_dse"]) == \
+        ("a", 0, 0.0, 1.0, 0.0, 0.0)
+    assert row["elpd_loo"] == loo(fit).elpd and row["loo_method"] == "PSIS"
+    with pytest.raises(ValueError, match="^no fits to compare$"):
+        loo_compare({})
+
+
+def test_loo_results_given_are_used_and_the_rest_computed():
+    fits = _two_close_models()
+    given = loo(fits["b"])  # deliberately another fit's result: it must be taken as given
+    table = loo_compare(fits, loos={"a": given}).set_index("model")
+    assert table.loc["a", "elpd_loo"] == given.elpd and table.loc["b", "elpd_loo"] == given.elpd
+
+
+def test_refits_default_to_none_allowed():
+    rng = np.random.default_rng(3)
+    y = rng.binomial(8, 0.5, 50)
+    fit = fake_loglik_fit(np.full(50, 0.5), np.full(50, 0.5), y, 8, 4)
+    ll = fit["log_likelihood"]["log_lik"].values.copy()
+    ll[0, :5, 0] -= 40.0
+    fit["log_likelihood"] = fit["log_likelihood"].to_dataset().assign(log_lik=(("chain", "draw", "cell"), ll))
+
+    def never(mask):
+        raise AssertionError("refitted although max_refits defaults to 0")
+
+    table = loo_compare({"m": fit}, refit={"m": never})
+    assert "exceed --reloo-max 0" in table.loc[0, "loo_method"]
+    assert loo_compare({"m": fit}).loc[0, "loo_method"] == "PSIS; some cells have k > 0.7: unreliable there"
+
+
+@pytest.mark.parametrize("n, reff, tail", [
+    (1000, 0.5, 134),  # n * reff > 225: ArviZ's 3 sqrt(n / reff)
+    (300, 0.5, 60),  # n * reff <= 225 < n / reff: n // 5
+    (25, 1.0, 5),  # the shortest tail that is checked
+])
+def test_a_flat_tail_is_exactly_arviz_s_tail_length_of_equal_ratios(n, reff, tail):
+    from horizon_zoo.compare import _flat_tail
+
+    rng = np.random.default_rng(0)
+    ll = -rng.uniform(0, 1, (n, 4)) - 2.0  # -ll in (2, 3): distinct values everywhere
+    ll[:tail, 0] = -5.0  # exactly the tail's draws (the largest -ll) equal: flat
+    ll[:tail - 1, 1] = -5.0  # one draw short: the tail holds two values
+    ll[:, 2] = rng.uniform(1, 2, n)  # column 2: -ll below 0, except the tail, which is 0 and one
+    ll[:tail, 2] = 0.0  # draw at the least a double can differ from it: not flat
+    ll[0, 2] = -np.finfo(float).tiny
+    ll[-tail:, 3] = 0.5  # column 3: the smallest -ll equal, which is not the tail of the ratios
+    np.testing.assert_array_equal(_flat_tail(ll, reff), [True, False, False, False])
+
+
+def test_too_short_a_tail_is_never_flat():
+    from horizon_zoo.compare import _flat_tail
+
+    flat = _flat_tail(np.full((20, 3), -1.0), 1.0)  # 20 draws: a tail of 4, too short to judge
+    assert flat.dtype == bool and flat.shape == (3,) and not flat.any()
+
+
+def test_an_all_minus_infinity_column_sums_to_minus_infinity_without_a_warning():
+    import warnings
+
+    from horizon_zoo.compare import _logsumexp_columns
+
+    x = np.array([[-np.inf, 0.0], [-np.inf, np.log(3.0)]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = _logsumexp_columns(x)
+    assert out[0] == -np.inf and out[1] == pytest.approx(np.log(4.0))

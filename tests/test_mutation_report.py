@@ -25,8 +25,10 @@ def test_write_renders_the_kept_results_and_names_stale_equivalents(tmp_path, mo
         tmp_path / "eq.toml"
     results.mkdir()
     (results / "mutation.json").write_text(json.dumps(
-        {"measured": "2026-12-08 01:00 UTC", "machine": "m", "tool": "mutmut 3.8.1", "command": "c", "wall_min": 9.5,
-         "statuses": {"horizon_zoo/a.py": {"k1": "killed", "k2": "killed", "k3": "survived", "k4": "survived"}}}))
+        {"machine": "m", "tool": "mutmut 3.8.1", "runs": [{"measured": "2026-12-08 01:00 UTC", "command": "c",
+                                                            "wall_min": 9.5}],
+         "statuses": {"horizon_zoo/a.py": {"k1": "killed", "k2": "killed", "k3": "survived", "k4": "survived",
+                                           "k5": "not checked"}}}))
     (results / "tiers.json").write_text(json.dumps(
         {"fast": {"measured": "t", "machine": "m", "wall_min": 0.6, "passed": 330, "skipped": 1, "command": "pytest"}}))
     equivalent.write_text('k4 = "only the log message changes"\ngone = "old"\n')
@@ -36,7 +38,8 @@ def test_write_renders_the_kept_results_and_names_stale_equivalents(tmp_path, mo
         monkeypatch.setattr(report, name, value)
     report.write()
     text = page.read_text()
-    assert "| horizon_zoo/a.py | 4 | 2 | 1 | 0 | 1 | 66.7% (below target) |" in text
+    assert "| horizon_zoo/a.py | 5 | 2 | 1 | 0 | 1 | 1 | 66.7% (below target) |" in text
+    assert "- 2026-12-08 01:00 UTC, 9.5 min: `c`" in text
     assert "- `k4`: only the log message changes" in text and "no longer generated" in text and "`gone`" in text
     assert "old\n" not in text and text.endswith("<!-- end mutation -->\ny\n")
     assert "| fast | `pytest` | 330 passed, 1 skipped | 0.6 min |" in text
