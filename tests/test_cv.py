@@ -176,7 +176,7 @@ def test_held_out_predictions_are_assembled_into_every_cell_once():
     assert pred.p_mean.tolist() == [0.5, 0.0, 0.25, 1.0]
     # each cell's column comes from its own fold; the fold with more draws is cut to the smallest count
     assert pred.y_rep.tolist() == [[1, 0, 0, 2], [2, 0, 1, 2]]
-    with pytest.raises(ValueError, match="held out by no fold"):
+    with pytest.raises(ValueError, match=r"^2 cells are held out by no fold \(e\.g\. \[1, 3\]\)$"):
         assemble_predictive(_records_of_two_folds()[:1], 4)
     overlapping = _records_of_two_folds() + [{"cells": [2], "p_mean": [0.1], "y_rep": [[0], [0]]}]
     with pytest.raises(ValueError, match=r"cells \[2\] are held out by two folds"):
@@ -310,3 +310,108 @@ def test_the_cv_verdict_is_decisive_only_beyond_2_se_of_the_paired_difference(di
     assert f"b is {-diff:.1f} elpd behind (dSE {dse:.1f})" in sentence
     assert ("more than 2 SE: a clear difference." in sentence) is decisive
     assert ("within 2 SE: not decisive." in sentence) is not decisive
+
+
+def _fake_fitter(calls: list, rhat: float = 1.001, divergences: int = 0):
+    """fit_model's stand-in: every draw predicts success with probability 0.5, and log_lik is the
+    cell's weight times its binomial log density, as the zoo's programs compute it."""
+    from types import SimpleNamespace
+
+    import arviz_base as azb
+    from scipy import stats
+
+    from horizon_zoo.diagnostics import Diagnostics, _judge
+
+    def fit_model(model, data, settings=None, backend="auto", progress=True):
+        cells = data.cells
+        n, y, w = (cells[c].to_numpy() for c in ("n_runs", "n_success", "weight"))
+        calls.append({"model": model.name, "backend": backend, "weight": w.copy()})
+        rng = np.random.default_rng(len(calls))
+        ll = np.broadcast_to(w * stats.binom.logpmf(y, n, 0.5), (2, 10, len(n)))
+        idata = azb.from_dict({"log_likelihood": {"log_lik": ll},
+                               "posterior_predictive": {"y_rep": rng.binomial(n, 0.5, (2, 10, len(n)))},
+                               "observed_data": {"n_runs": n}},
+                              dims={"log_lik": ["cell"], "y_rep": ["cell"], "n_runs": ["cell"]})
+        diagnostics = Diagnostics(rhat, 900.0, 900.0, divergences, 0, 1.0, 20)
+        _judge(diagnostics, chains=2)
+        return SimpleNamespace(idata=idata, diagnostics=diagnostics)
+
+    return fit_model
+
+
+def test_cross_validate_scores_each_held_out_group_and_caches_its_folds(tmp_path, monkeypatch, caplog):
+    """Fast tier, no Stan (issue 36): the folds' held-out weights, each group's elpd, the progress
+    lines, the predictions and the cache, through a stand-in fitter whose elpds are known."""
+    import dataclasses
+    import logging
+
+    from scipy import stats
+
+    from horizon_zoo.cv import HOLDOUT_WEIGHT
+
+    data = api.load(make_runs(n_agents=2, n_tasks=6, runs_per_cell=3))
+    weight = np.where(data.cells["task_id"] == data.cells["task_id"].iloc[0], 2.0, 1.0)
+    data = dataclasses.replace(data, cells=data.cells.assign(weight=weight))
+    calls: list = []
+    monkeypatch.setattr("horizon_zoo.fit.fit_model", _fake_fitter(calls))
+    models = [resolve("logistic")]
+    with caplog.at_level(logging.INFO, logger="horizon_zoo"):
+        result = cross_validate(models, data, ["task"], k=2, settings=SETTINGS, backend="pystan", cache=tmp_path)
+    folds = make_folds(data, "task", 2)
+    assert len(calls) == 2 and {c["backend"] for c in calls} == {"pystan"}
+    for fold, call in zip(folds, calls, strict=True):  # in-process: folds in order
+        held = held_out_cells(data, fold)
+        np.testing.assert_array_equal(call["weight"], np.where(held, weight * HOLDOUT_WEIGHT, weight))
+    cells = data.cells
+    own = weight * stats.binom.logpmf(cells["n_success"], cells["n_runs"], 0.5)
+    expected = pd.Series(own).groupby(cells["task_id"].to_numpy()).sum()
+    got = result.pointwise.set_index("group")["elpd"]
+    np.testing.assert_allclose(got.sort_index().to_numpy(), expected.sort_index().to_numpy(), rtol=1e-9)
+    assert not result.pointwise["cached"].any() and set(result.pointwise["verdict"]) == {"pass"}
+    messages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CV [")]
+    assert messages == ["CV [1/2] logistic, task fold 0: fitted (pass)", "CV [2/2] logistic, task fold 1: fitted (pass)"]
+    predictive = result.predictive[("logistic", "task")]
+    assert predictive.y_rep.shape == (20, len(cells)) and np.all(predictive.y_rep <= cells["n_runs"].to_numpy())
+    np.testing.assert_allclose(predictive.p_mean, predictive.y_rep.mean(axis=0) / cells["n_runs"].to_numpy())
+
+    # the same call again is read from the cache; the backend is part of the key
+    again = cross_validate(models, data, ["task"], k=2, settings=SETTINGS, backend="pystan", cache=tmp_path)
+    assert len(calls) == 2 and again.pointwise["cached"].all()
+    pd.testing.assert_frame_equal(again.pointwise.drop(columns="cached"), result.pointwise.drop(columns="cached"))
+    cross_validate(models, data, ["task"], k=2, settings=SETTINGS, backend="cmdstanpy", cache=tmp_path)
+    assert len(calls) == 4
+
+
+def test_a_failing_fold_says_why_in_its_progress_line(tmp_path, monkeypatch, caplog):
+    import logging
+
+    data = api.load(make_runs(n_agents=2, n_tasks=4, runs_per_cell=2))
+    monkeypatch.setattr("horizon_zoo.fit.fit_model", _fake_fitter([], rhat=1.2, divergences=3))
+    with caplog.at_level(logging.INFO, logger="horizon_zoo"):
+        result = cross_validate([resolve("logistic")], data, ["agent"], k=2, settings=SETTINGS, backend="pystan",
+                                cache=tmp_path)
+    assert set(result.pointwise["verdict"]) == {"fail"} and set(result.pointwise["divergences"]) == {3}
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("CV [1/2]"))
+    assert line.endswith(": fitted (fail) - max R-hat 1.200, 3 divergences")
+
+
+def test_cv_options_are_refused_with_the_names_and_counts_a_user_typed():
+    from horizon_zoo.cv import SCHEMES, check_cv_options
+    from horizon_zoo.errors import HorizonZooError
+
+    check_cv_options(["task", "family"], 2)  # the fewest folds that leave something to fit on
+    with pytest.raises(HorizonZooError, match=r"^--folds must be at least 2, got 1\.$"):
+        check_cv_options(["task"], 1)
+    with pytest.raises(HorizonZooError) as info:
+        check_cv_options(["tasks", "task", "famly"], 5)
+    assert str(info.value) == f"unknown --cv scheme(s) tasks, famly; use {', '.join(SCHEMES)}."
+
+
+def test_a_verdict_names_the_groups_its_comparison_could_not_use():
+    table = pd.DataFrame({"scheme": ["task", "task"], "model": ["a", "b"], "rank": [0, 1], "elpd_diff": [0.0, -1.0],
+                          "dse": [0.0, 2.0], "zero_weight_groups": ["t1, t2", ""], "unpaired_groups": ["t9", ""]})
+    (sentence,) = verdicts(table)
+    assert sentence.endswith("within 2 SE: not decisive. Groups with weight 0, scoring 0 for every model: t1, t2. "
+                             "Left out, no finite elpd for some model: t9.")
+    (plain,) = verdicts(table.assign(zero_weight_groups="", unpaired_groups=np.nan))
+    assert plain.endswith("within 2 SE: not decisive.")
