@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -230,3 +232,92 @@ def test_the_default_minutes_ratio_merges_up_to_a_factor_2_and_rejects_beyond(wr
     with pytest.raises(DataError, match=r"1 task\(s\) differ by more than a factor 2 \(fam0/task2"):
         load_runs(write_runs(beyond))
     assert len(load_runs(write_runs(beyond), max_minutes_ratio=2.1).tasks) == 4
+
+
+def test_an_agent_that_always_fails_or_always_succeeds_is_named_with_the_side_its_horizon_is_bounded_on(write_runs):
+    runs = make_runs(n_agents=3, n_tasks=4, runs_per_cell=2)
+    runs.loc[runs["alias"] == "agent0", "score_binarized"] = 0
+    runs.loc[runs["alias"] == "agent2", "score_binarized"] = 1
+    runs.loc[runs["alias"] == "agent1", "score_binarized"] = [0, 1] * 4
+    data = load_runs(write_runs(runs))
+    assert data.warnings == (
+        "agent 'agent0' failed every one of its 8 runs (tasks of 1 to 8 minutes): its horizon is only bounded "
+        "above by the shortest task, and its interval leans on the prior and the other agents.",
+        "agent 'agent2' succeeded on every one of its 8 runs (tasks of 1 to 8 minutes): its horizon is only "
+        "bounded below by the longest task, and its interval leans on the prior and the other agents.",
+    )
+
+
+def test_long_lists_of_bad_values_and_lines_are_cut_with_a_count(write_runs):
+    runs = make_runs(n_agents=1, n_tasks=4, runs_per_cell=2)
+    runs["score_binarized"] = [2, 3, 4, 5, 6, 7, 8, 0]  # seven bad values on lines 1-7
+    with pytest.raises(DataError) as info:
+        load_runs(write_runs(runs))
+    assert "2, 3, 4, 5, 6 (+2 more) at lines 1, 2, 3, 4, 5 and 2 more." in str(info.value)
+    runs["score_binarized"] = [2, 3, 4, 5, 6, 0, 0, 0]  # exactly as many as are listed: no count
+    with pytest.raises(DataError) as info:
+        load_runs(write_runs(runs))
+    assert str(info.value).endswith("2, 3, 4, 5, 6 at lines 1, 2, 3, 4, 5.")
+    runs["score_binarized"] = [2, 0, 0, 0, 0, 0, 0, 0]
+    with pytest.raises(DataError, match=r"2 at line 1\.$"):
+        load_runs(write_runs(runs))
+
+
+def test_csv_keeps_names_that_look_missing_or_numeric_as_text(write_runs):
+    runs = make_runs(n_agents=2, n_tasks=2, runs_per_cell=1)
+    runs["task_family"] = ["NA", "null", "NA", "null"]  # North America, a family called null
+    runs["task_id"] = ["007", "7", "007", "7"]
+    data = load_runs(write_runs(runs, fmt="csv"))
+    assert sorted(data.families) == ["NA", "null"] and sorted(data.tasks["task_id"]) == ["007", "7"]
+    runs.loc[2, "human_minutes"] = np.nan  # an empty CSV field is missing, reported by its line
+    with pytest.raises(DataError, match=r"human_minutes.* at line 4\."):
+        load_runs(write_runs(runs, fmt="csv"))
+
+
+def test_jsonl_reading_skips_blank_lines_and_names_the_line_of_each_problem(tmp_path):
+    rows = make_runs(n_agents=2, n_tasks=2, runs_per_cell=1).to_dict("records")
+    import json
+
+    lines = [json.dumps(rows[0]), "", "   ", *[json.dumps(r) for r in rows[1:]]]
+    path = tmp_path / "runs.json"  # .json is read as JSON lines too
+    path.write_text("\n".join(lines) + "\n")
+    assert len(load_runs(path).runs) == 4  # the rows after the blank lines are read
+    path.write_text(json.dumps(rows[0]) + "\n[1, 2]\n")
+    with pytest.raises(DataError, match=r"runs\.json, line 2: expected a JSON object, got list\.$"):
+        load_runs(path)
+    path.write_text(json.dumps(rows[0]) + "\n" + "[" * 100_000 + "\n")
+    with pytest.raises(DataError, match=r"runs\.json, line 2: JSON nested too deeply to be a run\.$"):
+        load_runs(path)
+    path.write_text('{"run_id": "x",\n')
+    with pytest.raises(DataError) as info:
+        load_runs(path)
+    assert str(info.value).endswith("Each line must be one JSON object (a truncated file?).")
+    with pytest.raises(DataError, match=r"is a directory; pass a \.jsonl or \.csv run file\.$"):
+        load_runs(tmp_path)
+
+
+def test_a_non_utf8_csv_says_what_a_run_file_is(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_bytes("run_id,task_id\n1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError) as info:
+        load_runs(path)
+    assert re.fullmatch(rf"{re.escape(str(path))}: not UTF-8 text \(byte 0xe9 at offset \d+\)\. A run file is JSON "
+                        r"lines or CSV, in UTF-8; is this the right file\?", str(info.value))
+    path.write_text('run_id,task_id\n"1,2\n')
+    with pytest.raises(DataError, match=r"runs\.csv: cannot parse as CSV \(.+\)\.$"):
+        load_runs(path)
+
+
+def test_summary_counts_and_a_fingerprint_that_ignores_the_row_labels(write_runs):
+    runs = make_runs(n_agents=2, n_tasks=3, runs_per_cell=2)
+    data = load_runs(write_runs(runs))
+    assert data.summary() == {"source": data.source, "runs": 12, "cells": 6, "agents": 2, "tasks": 3, "families": 2,
+                              "success_rate": float(runs["score_binarized"].mean()), "min_minutes": 1.0,
+                              "median_minutes": 2.0, "max_minutes": 4.0}
+    import dataclasses
+
+    relabelled = dataclasses.replace(data, cells=data.cells.set_axis(data.cells.index + 100),
+                                     tasks=data.tasks.set_axis(data.tasks.index + 100))
+    assert relabelled.fingerprint() == data.fingerprint()
+    changed = dataclasses.replace(data, cells=data.cells.assign(n_success=data.cells["n_success"] + 1))
+    assert changed.fingerprint() != data.fingerprint()
