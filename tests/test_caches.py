@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,19 @@ def test_clear_older_than_keeps_recent_entries_and_bad_names_are_refused(cache_r
     assert [p.name for p in folders["sbc"].iterdir()] == ["sbc.json"]
     assert main(["cache", "clear", "--only", "nope"]) == 2
     assert "unknown cache(s) nope; the caches are" in capsys.readouterr().err
+    # through the CLI: the age is passed on, 0 days is allowed (everything), a negative age is refused
+    newer = folders["cv-folds"] / "cv-folds.json"
+    st = newer.stat()
+    os.utime(newer, (st.st_atime - past, st.st_mtime - past))
+    assert main(["cache", "clear", "--only", "cv-folds", "--older-than", "5"]) == 0
+    assert capsys.readouterr().out == "cv-folds: removed 1 entry\n"
+    assert main(["cache", "clear", "--only", "sbc", "--older-than", "0"]) == 0
+    assert capsys.readouterr().out == "sbc: removed 1 entry\n"
+    assert main(["cache", "clear", "--older-than", "-1"]) == 2
+    assert "--older-than must be 0 or more days, got -1." in capsys.readouterr().err
+    assert main(["cache", "info", "--only", "sbc"]) == 0
+    info = capsys.readouterr().out
+    assert "sbc" in info and "cv-folds" not in info and re.search(r"\b0\.0 MB\b", info)
 
 
 @pytest.mark.stan

@@ -415,3 +415,39 @@ def test_a_verdict_names_the_groups_its_comparison_could_not_use():
                              "Left out, no finite elpd for some model: t9.")
     (plain,) = verdicts(table.assign(zero_weight_groups="", unpaired_groups=np.nan))
     assert plain.endswith("within 2 SE: not decisive.")
+
+
+def test_the_cv_command_prints_its_table_and_verdicts_and_writes_its_run(tmp_path, write_runs, monkeypatch, capsys):
+    """The CLI's cv in the fast tier, through the stand-in fitter (issue 36: cli._cv had no fast test)."""
+    import json
+
+    from horizon_zoo import cli
+
+    calls: list = []
+    monkeypatch.setattr("horizon_zoo.fit.fit_model", _fake_fitter(calls))
+    monkeypatch.setenv("HORIZON_ZOO_CV_CACHE", str(tmp_path / "cache"))
+    runs = write_runs(make_runs(n_agents=2, n_tasks=6, runs_per_cell=2))
+    out = tmp_path / "cv-run"
+    assert cli.main(["cv", "--runs", str(runs), "--models", "logistic,bradley_terry", "--cv", "task", "--folds", "2",
+                     "--backend", "pystan", "--jobs", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert len(calls) == 4 and {c["model"] for c in calls} == {"logistic", "bradley_terry"}
+    assert {c["backend"] for c in calls} == {"pystan"}
+    table = pd.read_csv(out / "tables" / "cv.csv")
+    assert "Cross-validation (elpd of held-out groups; elpd_diff and dse paired over groups):" in printed
+    assert set(table["model"]) == {"logistic", "bradley_terry"} and set(table["scheme"]) == {"task"}
+    assert (out / "cv.md").read_text() in printed
+    assert printed.rstrip().endswith(f"Run directory: {out}  (start with report.html)")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["backend"] == "pystan" and manifest["folds"] == 2
+    assert manifest["command"].startswith("horizon-zoo cv --runs ")
+
+
+def test_the_report_command_rebuilds_a_run_directorys_report(tmp_path, capsys):
+    from horizon_zoo import cli
+    from tests.test_report import _fixture_run
+
+    _fixture_run(tmp_path)
+    assert cli.main(["report", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'report.html'} and {tmp_path / 'report.md'}\n"
+    assert "<h2 id=" in (tmp_path / "report.html").read_text()
