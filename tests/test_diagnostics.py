@@ -127,6 +127,11 @@ def test_diagnose_reads_every_sampler_statistic_and_counts_every_draw():
     assert (d.divergences, d.treedepth_hits, d.draws) == (5, 7, chains * draws)
     assert d.min_ebfmi == pytest.approx(_by_hand_ebfmi(energy), rel=1e-6) and d.min_ebfmi < 0.3
     assert d.max_rhat < 1.01  # "ignored" (chains apart) is not a parameter listed
+    import arviz_stats as azs
+
+    post = idata["posterior"].to_dataset()[["mu"]]
+    assert d.min_ess_bulk == float(azs.ess(post, method="bulk")["mu"])
+    assert d.min_ess_tail == float(azs.ess(post, method="tail")["mu"]) != d.min_ess_bulk
     assert d.verdict == "fail"
     assert d.problems[0] == "5 divergent transitions"
     assert "7 transitions hit the maximum tree depth" in d.problems
