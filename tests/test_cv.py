@@ -451,3 +451,69 @@ def test_the_report_command_rebuilds_a_run_directorys_report(tmp_path, capsys):
     assert cli.main(["report", str(tmp_path)]) == 0
     assert capsys.readouterr().out == f"wrote {tmp_path / 'report.html'} and {tmp_path / 'report.md'}\n"
     assert "<h2 id=" in (tmp_path / "report.html").read_text()
+
+
+def test_cv_compare_standard_errors_counts_and_groups_left_out_by_hand():
+    """Every column of one scheme's table against its definition, computed here by hand: SEs with
+    the population variance over paired groups (as loo_compare does over cells), failing folds
+    counted per model, groups of weight 0 and groups without a finite elpd named; schemes keep
+    the order they came in."""
+    a = [-1.0, -2.0, -4.0, -1.0, 0.0]
+    b = [-1.5, -2.0, -3.0, -2.0, -np.inf]  # group v: no finite elpd for b, so unpaired
+    pointwise = pd.concat([
+        pd.DataFrame({"scheme": "task", "model": m, "group": list("wxyzv"), "elpd": e, "fold": [0, 0, 1, 1, 2],
+                      "verdict": v, "zero_weight": [False, False, False, False, True]})
+        for m, e, v in (("a", a, ["pass"] * 5), ("b", b, ["fail", "fail", "pass", "fail", "pass"]))]
+        + [pd.DataFrame({"scheme": "agent", "model": ["a", "b"], "group": "g", "elpd": [-1.0, -0.5], "fold": 0,
+                         "verdict": "pass", "zero_weight": False})], ignore_index=True)
+    table = cv_compare(pointwise)
+    assert list(table["scheme"]) == ["task", "task", "agent", "agent"]
+    task = table[table["scheme"] == "task"].set_index("model")
+    pa, pb = np.array(a[:4]), np.array(b[:4])
+    n = 4
+    assert task.loc["a", "rank"] == 0 and task.loc["b", "rank"] == 1
+    assert task.loc["a", "se"] == pytest.approx(np.sqrt(n * pa.var()))
+    assert task.loc["b", "se"] == pytest.approx(np.sqrt(n * pb.var()))
+    assert task.loc["b", "elpd_diff"] == pytest.approx((pb - pa).sum())
+    assert task.loc["b", "dse"] == pytest.approx(np.sqrt(n * (pb - pa).var()))
+    assert task.loc["b", "diff_over_dse"] == pytest.approx(task.loc["b", "elpd_diff"] / task.loc["b", "dse"])
+    assert task.loc["a", "diff_over_dse"] == 0.0 and task.loc["a", "dse"] == 0.0
+    assert list(task["n_groups"]) == [4, 4]
+    assert task.loc["a", "folds_failing_diagnostics"] == 0 and task.loc["b", "folds_failing_diagnostics"] == 2
+    assert set(task["zero_weight_groups"]) == {"v"} and set(task["unpaired_groups"]) == {"v"}
+    agent = table[table["scheme"] == "agent"].set_index("model")
+    assert agent.loc["b", "rank"] == 0 and agent.loc["a", "elpd_diff"] == -0.5
+    assert agent.loc["a", "dse"] == 0.0 and agent.loc["a", "diff_over_dse"] == 0.0  # one group: no spread
+
+
+def test_fold_keys_change_with_each_input_and_folds_are_numbered():
+    from horizon_zoo.cv import Fold, fold_key
+
+    data = api.load(make_runs(n_agents=3, n_tasks=8, runs_per_cell=2))
+    other = api.load(make_runs(n_agents=3, n_tasks=8, runs_per_cell=2, seed=1))
+    model, fold = resolve("logistic"), Fold("task", 0, ("fam0/task0",))
+    key = fold_key(model, data, fold, SETTINGS, "pystan")
+    assert len(key) == 24 and key == fold_key(model, data, fold, SETTINGS, "pystan")
+    variants = [fold_key(resolve("bradley_terry"), data, fold, SETTINGS, "pystan"),
+                fold_key(model, other, fold, SETTINGS, "pystan"),
+                fold_key(model, data, Fold("family", 0, ("fam0/task0",)), SETTINGS, "pystan"),
+                fold_key(model, data, Fold("task", 0, ("fam0/task1",)), SETTINGS, "pystan"),
+                fold_key(model, data, fold, SamplerSettings(chains=2, warmup=300, draws=300, seed=5), "pystan"),
+                fold_key(model, data, fold, SETTINGS, "cmdstanpy")]
+    assert len({key, *variants}) == 7
+    for scheme in ("agent", "family", "task"):
+        folds = make_folds(data, scheme, 2)
+        assert [f.index for f in folds] == list(range(len(folds))) and {f.scheme for f in folds} == {scheme}
+    with pytest.raises(ValueError, match=r"^unknown CV scheme 'cell'; use one of task, family, agent$"):
+        make_folds(data, "cell", 2)
+
+
+def test_task_folds_partition_the_tasks_of_three_families():
+    runs = make_runs(n_agents=2, n_tasks=9, runs_per_cell=1)
+    runs["task_family"] = [f"fam{int(t.split('task')[1]) % 3}" for t in runs["task_id"]]
+    data = api.load(runs)
+    folds = make_folds(data, "task", 3)
+    dealt = [t for f in folds for t in f.groups]
+    assert sorted(dealt) == sorted(data.tasks["task_id"])  # each task in exactly one fold
+    family = data.tasks.set_index("task_id")["task_family"]
+    assert all(len({family[t] for t in f.groups}) == 3 for f in folds)  # every fold mixes the families
