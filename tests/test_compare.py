@@ -281,3 +281,67 @@ def test_an_all_minus_infinity_column_sums_to_minus_infinity_without_a_warning()
         warnings.simplefilter("error")
         out = _logsumexp_columns(x)
     assert out[0] == -np.inf and out[1] == pytest.approx(np.log(4.0))
+
+
+def _high_k_fit():
+    rng = np.random.default_rng(3)
+    y = rng.binomial(8, 0.5, 50)
+    fit = fake_loglik_fit(np.full(50, 0.5), np.full(50, 0.5), y, 8, 4)
+    ll = fit["log_likelihood"]["log_lik"].values.copy()
+    ll[0, :5, 0] -= 40.0  # a few draws that explain cell 0 terribly: heavy-tailed importance ratios
+    fit["log_likelihood"] = fit["log_likelihood"].to_dataset().assign(log_lik=(("chain", "draw", "cell"), ll))
+    return fit
+
+
+def test_reloo_replaces_exactly_the_high_k_cells_and_recomputes_the_standard_error():
+    from horizon_zoo.compare import reloo
+
+    fit = _high_k_fit()
+    masks = []
+
+    def heldout(mask):
+        masks.append(mask)
+        exact = -3.0 - 0.01 * np.arange(50)  # differs by cell: only the held-out cell's own value counts
+        return azb.from_dict({"log_likelihood": {"log_lik": np.broadcast_to(exact * 1e-9, (2, 10, 50))}},
+                             dims={"log_lik": ["cell"]})
+
+    before = loo(fit)
+    bad = int(np.sum(before.pareto_k.values > 0.7))
+    assert bad == 1
+    result, note = reloo(loo(fit), heldout, max_refits=bad)  # exactly as many refits as allowed
+    assert note == "PSIS + exact refits of 1 cells with k > 0.7"
+    assert len(masks) == 1 and masks[0].dtype == bool and np.flatnonzero(masks[0]).tolist() == [0]
+    assert result.elpd_i.values[0] == pytest.approx(-3.0)
+    np.testing.assert_array_equal(result.elpd_i.values[1:], before.elpd_i.values[1:])
+    assert result.elpd == pytest.approx(float(result.elpd_i.values.sum()))
+    assert result.se == pytest.approx(np.sqrt(50 * np.var(result.elpd_i.values)))
+    assert result.pareto_k.values[0] == 0.0
+    _, note = reloo(loo(fit), heldout, max_refits=0)
+    assert note == "PSIS; 1 cells with k > 0.7 exceed --reloo-max 0: unreliable, use grouped CV (--cv)"
+    good = _two_close_models()["a"]
+    assert reloo(loo(good), heldout, max_refits=5)[1] == "PSIS" and len(masks) == 1
+
+
+def test_arviz_warnings_about_pareto_k_stay_inside_the_comparison():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = np.random.default_rng(3).binomial(8, 0.5, 50)  # _high_k_fit's cells
+        table = loo_compare({"heavy": _high_k_fit(), "close": fake_loglik_fit(np.full(50, 0.5), np.full(50, 0.45),
+                                                                               y, 8, 5)})
+    assert set(table["model"]) == {"heavy", "close"}
+
+
+def test_one_chain_uses_r_eff_1_and_a_constant_cell_gets_k_0():
+    from horizon_zoo.compare import psis
+
+    rng = np.random.default_rng(2)
+    ll = np.log(rng.uniform(0.2, 0.8, (1, 30, 6)))
+    ll[..., 0] = -0.5  # the same in every draw
+    fit = azb.from_dict({"posterior": {"p": rng.normal(size=(1, 30))}, "log_likelihood": {"log_lik": ll}},
+                        dims={"log_lik": ["cell"]})
+    weights = psis(fit)
+    assert weights.reff == 1.0
+    assert weights.pareto_k.dims == ("cell",) and weights.pareto_k.values[0] == 0.0
+    assert loo(fit).elpd_i.values[0] == pytest.approx(-0.5)

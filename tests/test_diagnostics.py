@@ -61,7 +61,7 @@ def test_the_worst_element_is_named_by_its_coordinate():
     assert d.max_rhat_at == "theta[agent=b]" and d.min_ess_bulk_at == "theta[agent=b]"
     assert any(p.startswith("R-hat") and p.endswith("(theta[agent=b])") for p in d.problems)
     d = fit(separated=False, ar=0.9)  # AR(1) draws: bulk ESS ~200 of 4000, every theta ~4000
-    assert d.min_ess_bulk_at == "sigma" and d.max_rhat_at == "sigma"
+    assert d.min_ess_bulk_at == "sigma" and d.max_rhat_at == "sigma" and d.min_ess_tail_at == "sigma"
     assert any(p.startswith("bulk ESS") and p.endswith("(sigma)") for p in d.problems)
 
 
@@ -186,3 +186,10 @@ def test_checks_made_as_stored_beside_the_draws(values, check, expected):
     stored = d.as_dict()
     assert stored["checks_made"] == d.checks_made() and stored["verdict"] == d.verdict
     assert {k: stored[k] for k in values} == values
+
+
+def test_two_chains_are_enough_for_r_hat():
+    rng = np.random.default_rng(5)
+    mu = rng.normal(size=(2, 500)) + np.array([[0.0], [3.0]])  # two chains far apart
+    d = diagnose(azb.from_dict({"posterior": {"mu": mu}, "sample_stats": {}}), ["mu"], max_treedepth=10)
+    assert d.max_rhat > 1.5 and d.max_rhat_at == "mu" and d.verdict == "fail"

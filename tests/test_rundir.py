@@ -32,7 +32,7 @@ def test_run_directories_are_stamped_and_never_reused(tmp_path, monkeypatch):
     third = new_run_dir("compare", root=tmp_path / "deep" / "runs")
     assert [p.name for p in (first, second, third)] == ["20261208-010203-compare", "20261208-010203-compare-2",
                                                        "20261208-010203-compare-3"]
-    assert all(p.is_dir() for p in (first, second, third))
+    assert all(p.is_dir() and p.parent == tmp_path / "deep" / "runs" for p in (first, second, third))
     monkeypatch.chdir(tmp_path)
     assert new_run_dir("cv") == rundir.DEFAULT_RUNS_ROOT / "20261208-010203-cv" and (tmp_path / "runs").is_dir()
     out = tmp_path / "given" / "exactly"
@@ -83,3 +83,8 @@ def test_a_table_is_written_as_csv_and_markdown_side_by_side(tmp_path, index):
     assert csv == ("row,model,elpd\nr0,a,-2.0\n" if index else "model,elpd\na,-2.0\n")
     assert md == markdown_table(frame, index=index) and md.startswith("| row |" if index else "| model |")
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["loo.csv", "loo.md"]  # no .part left
+
+
+def test_a_table_leaves_its_row_labels_out_unless_asked(tmp_path):
+    write_table(pd.DataFrame({"model": ["a"]}, index=["r0"]), tmp_path, "t")
+    assert (tmp_path / "t.csv").read_text() == "model\na\n" and (tmp_path / "t.md").read_text().startswith("| model |")
