@@ -164,9 +164,10 @@ def write() -> None:
                  "| module | mutants | killed | survived | no tests | equivalent | not checked | score |",
                  "|---|---|---|---|---|---|---|---|"]
         for r in rows:
-            mark = "" if r["score"] >= TARGET else " (below target)"
+            score = "no mutants" if r["mutants"] == 0 else "none run" if r["score"] != r["score"] else \
+                f"{r['score']:.1%}" + ("" if r["score"] >= TARGET else " (below target)")
             lines.append(f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['survived']} | {r['no tests']} "
-                         f"| {r['equivalent']} | {r['not checked']} | {r['score']:.1%}{mark} |")
+                         f"| {r['equivalent']} | {r['not checked']} | {score} |")
         lines += ["", "Equivalent mutants (no input can tell them from the original), with the reason:", ""]
         lines += [f"- `{key}`: {reason}" for key, reason in sorted(equivalent.items()) if key in flat] or ["- none"]
         if stale:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import arviz_base as azb
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -345,3 +346,13 @@ def test_one_chain_uses_r_eff_1_and_a_constant_cell_gets_k_0():
     assert weights.reff == 1.0
     assert weights.pareto_k.dims == ("cell",) and weights.pareto_k.values[0] == 0.0
     assert loo(fit).elpd_i.values[0] == pytest.approx(-0.5)
+
+
+def test_shown_weights_are_rounded_to_3_decimals_without_a_negative_zero():
+    from horizon_zoo.compare import LOO_SHOWN, loo_shown
+
+    table = pd.DataFrame({"model": ["a", "b", "c"], "weight": [0.99951, 0.00049, -1e-15], "rank": [0, 1, 2],
+                          "elpd_loo": [-1.0, -2.0, -3.0]})
+    shown = loo_shown(table)
+    assert list(shown.columns) == [c for c in LOO_SHOWN if c in table.columns]
+    assert shown["weight"].tolist() == [1.0, 0.0, 0.0] and str(shown["weight"].iloc[2]) == "0.0"
