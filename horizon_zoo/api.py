@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from horizon_zoo import __version__
+from horizon_zoo import __version__, defaults
 from horizon_zoo.backends import SamplerSettings, resolve_backend
 from horizon_zoo.checks import CHECKS_LEGEND
 from horizon_zoo.compare import LOO_MEANING_NOTE, WEIGHTED_ELPD_NOTE, loo_compare, loo_shown
 from horizon_zoo.contract import default_grid
+from horizon_zoo.cv import DEFAULT_FOLDS
 from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO, RunData, Weights, load_runs
 from horizon_zoo.errors import DataError, HorizonZooError
 from horizon_zoo.fit import Fit, fit_model, settings_for
@@ -114,7 +115,7 @@ def select_models(models: Sequence[str] | None = None, models_dir: str | Path | 
 
 
 def fit(
-    model: str | ZooModel = "logistic",
+    model: str | ZooModel = defaults.MODEL,
     runs: str | Path | RunData | None = None,
     *,
     settings: SamplerSettings | None = None,
@@ -144,7 +145,7 @@ def compare(
     command: str | None = None,
     run_name: str = "compare",
     cv: Sequence[str] = (),
-    folds: int = 10,
+    folds: int = DEFAULT_FOLDS,
     jobs: int = 1,
     reloo_max: int = 0,
     metr_boot: int | None = DEFAULT_BOOTSTRAP,
@@ -350,10 +351,10 @@ def _record_fit(model: ZooModel, result: Fit | HorizonZooError, seconds: float, 
 def cv(
     runs: str | Path | RunData | None = None,
     *,
-    models: Sequence[str] = ("logistic", "logistic_task_effects"),
+    models: Sequence[str] = defaults.CV_MODELS,
     models_dir: str | Path | None = None,
     schemes: Sequence[str] = ("task",),
-    folds: int = 10,
+    folds: int = DEFAULT_FOLDS,
     jobs: int = 1,
     settings: SamplerSettings | None = None,
     backend: str = "auto",
@@ -380,11 +381,11 @@ def cv(
 def sbc(
     runs: str | Path | RunData | None = None,
     *,
-    models: Sequence[str] = ("logistic",),
+    models: Sequence[str],  # required, as in the CLI: each model is refitted once per simulation
     models_dir: str | Path | None = None,
-    sims: int = 100,
-    max_agents: int | None = 6,
-    max_tasks: int | None = 40,
+    sims: int = defaults.SBC_SIMS,
+    max_agents: int | None = defaults.SBC_MAX_AGENTS,
+    max_tasks: int | None = defaults.SBC_MAX_TASKS,
     ranks: int | None = None,
     jobs: int = 1,
     executor: Any = None,
@@ -448,7 +449,7 @@ def _refitters(fits: dict[str, Fit], data: RunData, settings: SamplerSettings, b
 
 
 def run_cv(models: Sequence[ZooModel], data: RunData, schemes: Sequence[str], loo_table: pd.DataFrame | None = None,
-           *, folds: int = 10, jobs: int = 1, settings: SamplerSettings | None = None, backend: str = "auto",
+           *, folds: int = DEFAULT_FOLDS, jobs: int = 1, settings: SamplerSettings | None = None, backend: str = "auto",
            run_dir: Path | None = None, in_sample_checks: pd.DataFrame | None = None) -> pd.DataFrame:
     """Grouped CV of ``models``; with ``run_dir`` writes ``tables/cv*.csv``, ``figures/cv.png``, the
     cross-validated residual-structure checks (``tables/checks_cv.csv``, ``figures/residuals_cv_<model>.png``)
@@ -712,7 +713,7 @@ class HorizonsResult:
 def horizons(
     runs: str | Path | RunData | None = None,
     *,
-    models: Sequence[str] = ("logistic",),
+    models: Sequence[str] = (defaults.MODEL,),
     models_dir: str | Path | None = None,
     release_dates: str | Path | Mapping[str, date] | None = None,
     qs: Sequence[float] = DEFAULT_QS,
@@ -931,7 +932,7 @@ class CheckRunResult:
 def check(
     runs: str | Path | RunData | None = None,
     *,
-    models: Sequence[str] = ("logistic",),
+    models: Sequence[str] = (defaults.MODEL,),
     models_dir: str | Path | None = None,
     settings: SamplerSettings | None = None,
     backend: str = "auto",

@@ -19,11 +19,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from horizon_zoo import __version__
+from horizon_zoo import __version__, defaults
 from horizon_zoo.backends import SamplerSettings, available_backends
 from horizon_zoo.data import DEFAULT_EXCLUDED_AGENTS, DEFAULT_MAX_MINUTES_RATIO
 from horizon_zoo.errors import HorizonZooError
 from horizon_zoo.metr import DEFAULT_BOOTSTRAP, DEFAULT_REGULARIZATION
+from horizon_zoo.rundir import DEFAULT_RUNS_ROOT
 
 EXIT_DIAGNOSTICS = 5
 EXIT_INTERRUPTED = 130
@@ -160,7 +161,7 @@ def _add_cv_options(p: argparse.ArgumentParser, default: list[str]) -> None:
     g.add_argument("--cv", type=_csv_list, default=default, metavar="task,family,agent",
                    help="grouped CV schemes: leave tasks out (K folds stratified by family and length), leave "
                         f"families out, leave one agent out (default: {','.join(default) or 'none'})")
-    g.add_argument("--folds", type=int, default=10, metavar="K", help="folds per scheme (default: %(default)s)")
+    g.add_argument("--folds", type=int, default=defaults.FOLDS, metavar="K", help="folds per scheme (default: %(default)s)")
     g.add_argument("--reloo-max", type=int, default=0, metavar="N",
                    help="refit exactly the cells with Pareto k > 0.7 when a model has at most N of them; "
                         "each refit costs a full fit (default: %(default)s, off: the table then flags "
@@ -170,9 +171,9 @@ def _add_cv_options(p: argparse.ArgumentParser, default: list[str]) -> None:
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, metavar="DIR", help="write into exactly this run directory")
-    g.add_argument("--runs-root", type=Path, default=Path("runs"), metavar="DIR",
+    g.add_argument("--runs-root", type=Path, default=DEFAULT_RUNS_ROOT, metavar="DIR",
                    help="parent of new run directories <timestamp>-<command> (default: %(default)s)")
-    g.add_argument("--q", type=_qs, default=[0.5, 0.8], metavar="50,80",
+    g.add_argument("--q", type=_qs, default=list(defaults.QS), metavar="50,80",
                    help="success probabilities (percent) for horizon tables (default: 50,80)")
     g.add_argument("--strict", action="store_true", help="exit with code 5 if any fit fails its diagnostics")
 
@@ -215,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "paired differences. Folds are cached and resume after an interruption.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", "--model", dest="models", type=_csv_list, metavar="M,N",
-                   default=["logistic", "logistic_task_effects"],
+                   default=list(defaults.CV_MODELS),
                    help="model names or .stan paths (default: logistic,logistic_task_effects; --model is the same "
                         "option)")
     p.add_argument("--jobs", type=int, default=1, metavar="J",
@@ -236,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "comparison and when the trend crosses --thresholds. Writes tables (CSV + "
                                    "Markdown), figures and summary.md.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", "--model", dest="models", type=_csv_list, default=["logistic"], metavar="NAME[,NAME]",
+    p.add_argument("--models", "--model", dest="models", type=_csv_list, default=[defaults.MODEL], metavar="NAME[,NAME]",
                    help="model names or .stan paths; several give an overlay figure (default: logistic; --model "
                         "is the same option)")
     p.add_argument("--trend-agents", default="frontier", metavar="frontier|all|A,B",
@@ -269,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "LOO-PIT and Pareto k, and test statistics with p-values. Writes figures, "
                                    "tables of p-values and summary.md.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", "--model", dest="models", type=_csv_list, default=["logistic"], metavar="NAME[,NAME]",
+    p.add_argument("--models", "--model", dest="models", type=_csv_list, default=[defaults.MODEL], metavar="NAME[,NAME]",
                    help="model names or .stan paths (default: logistic; --model is the same option)")
     _add_fits_option(p)
     _add_run_options(p)
@@ -285,14 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", "--model", dest="models", type=_csv_list, required=True, metavar="NAME[,NAME]|all",
                    help="model names or .stan paths, or 'all' for the whole zoo (--model is the same option)")
-    p.add_argument("--sims", type=int, default=100, metavar="N", help="simulations per model (default: %(default)s)")
+    p.add_argument("--sims", type=int, default=defaults.SBC_SIMS, metavar="N", help="simulations per model (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=1, metavar="J",
                    help="simulations fitted in parallel processes (default: %(default)s)")
-    p.add_argument("--max-agents", type=int, default=6, metavar="A",
+    p.add_argument("--max-agents", type=int, default=defaults.SBC_MAX_AGENTS, metavar="A",
                    help="design: agents kept, evenly spaced (default: %(default)s; 0 keeps all)")
-    p.add_argument("--max-tasks", type=int, default=40, metavar="T",
+    p.add_argument("--max-tasks", type=int, default=defaults.SBC_MAX_TASKS, metavar="T",
                    help="design: tasks kept, evenly spaced in length (default: %(default)s; 0 keeps all)")
-    p.add_argument("--ranks", type=int, default=99, metavar="L",
+    p.add_argument("--ranks", type=int, default=defaults.SBC_RANKS, metavar="L",
                    help="posterior draws each true value is ranked among (default: %(default)s)")
     _add_run_options(p)
     p.set_defaults(chains=2, warmup=500, draws=500)
@@ -320,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and compare; edit it, then run validate-model.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help="model name: lower-case letters, digits and _ (the file name)")
-    p.add_argument("--from", dest="source", default="logistic", metavar="MODEL",
+    p.add_argument("--from", dest="source", default=defaults.MODEL, metavar="MODEL",
                    help="zoo model to start from (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 

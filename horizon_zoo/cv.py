@@ -39,6 +39,7 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
+from horizon_zoo import defaults
 from horizon_zoo.backends import SamplerSettings
 from horizon_zoo.data import RunData
 from horizon_zoo.registry import ZooModel
@@ -51,7 +52,7 @@ PREDICTIVE_DRAWS = 400
 # Bumped when a fold's cached record changes shape, so older entries are refitted, not misread.
 RECORD_FORMAT = 2
 SCHEMES = ("task", "family", "agent")
-DEFAULT_FOLDS = 10
+DEFAULT_FOLDS = defaults.FOLDS
 CV_CACHE_ENV = "HORIZON_ZOO_CV_CACHE"
 
 

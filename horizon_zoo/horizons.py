@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-DEFAULT_QS = (0.5, 0.8)
+from horizon_zoo import defaults
+
+DEFAULT_QS = defaults.QS
 CURVES = {"p_curve": "marginal", "p_curve_typical": "typical task"}
 _EPS = 1e-12
 

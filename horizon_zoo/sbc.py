@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from horizon_zoo import defaults
 from horizon_zoo.backends import SamplerSettings, cache_subdir, resolve_backend
 from horizon_zoo.data import RunData, load_runs
 from horizon_zoo.errors import HorizonZooError
@@ -37,7 +38,7 @@ from horizon_zoo.registry import ZooModel
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RANKS = 99  # L: ranks take L + 1 = 100 values, so 5, 10, 20 or 25 bins are exactly equiprobable
+DEFAULT_RANKS = defaults.SBC_RANKS
 DEFAULT_SETTINGS = SamplerSettings(chains=2, warmup=500, draws=500)
 DEFAULT_DESIGN = {"max_agents": 6, "max_tasks": 40}
 SBC_CACHE_ENV = "HORIZON_ZOO_SBC_CACHE"

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from horizon_zoo import defaults
 from horizon_zoo.errors import HorizonZooError, ModelError
 from horizon_zoo.registry import ZooModel
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-def new_model(name: str, source: str = "logistic", models_dir: str | Path | None = None,
+def new_model(name: str, source: str = defaults.MODEL, models_dir: str | Path | None = None,
               force: bool = False) -> Path:
     """Write ``<models_dir>/<name>.stan``: a copy of zoo model ``source`` marked up to edit.
 

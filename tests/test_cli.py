@@ -271,3 +271,33 @@ def test_forecast_thresholds_without_a_unit_are_refused(text):
 
     with pytest.raises(argparse.ArgumentTypeError, match="--thresholds"):
         _thresholds(text)
+
+
+@pytest.mark.parametrize("argv, dest, function, parameter", [
+    (["cv"], "models", "cv", "models"), (["cv"], "folds", "cv", "folds"), (["compare"], "folds", "compare", "folds"),
+    (["sbc", "--models", "m"], "sims", "sbc", "sims"), (["sbc", "--models", "m"], "max_agents", "sbc", "max_agents"),
+    (["sbc", "--models", "m"], "max_tasks", "sbc", "max_tasks"), (["horizons"], "models", "horizons", "models"),
+    (["horizons"], "q", "horizons", "qs"), (["compare"], "q", "compare", "qs"), (["check"], "models", "check", "models"),
+])
+def test_the_cli_and_the_api_share_each_default(argv, dest, function, parameter):
+    """Issue 30: defaults in one place (horizon_zoo.defaults), read by both."""
+    import inspect
+
+    from horizon_zoo import api
+    from horizon_zoo.cli import build_parser
+
+    cli_default = getattr(build_parser().parse_args(argv), dest)
+    api_default = inspect.signature(getattr(api, function)).parameters[parameter].default
+    assert list(cli_default) == list(api_default) if isinstance(api_default, tuple) else cli_default == api_default
+
+
+def test_sbc_ranks_default_is_the_modules_and_sbc_names_its_models_in_both():
+    import inspect
+
+    from horizon_zoo import api, defaults, sbc
+    from horizon_zoo.cli import build_parser
+
+    assert build_parser().parse_args(["sbc", "--models", "m"]).ranks == sbc.DEFAULT_RANKS == defaults.SBC_RANKS == 99
+    assert inspect.signature(api.sbc).parameters["models"].default is inspect.Parameter.empty
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["sbc"])
