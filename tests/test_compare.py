@@ -74,12 +74,7 @@ def test_a_cell_quantised_to_few_values_gets_its_plain_importance_sampling_value
 
 
 def test_high_k_cells_are_refitted_exactly_up_to_the_limit():
-    rng = np.random.default_rng(3)
-    y = rng.binomial(8, 0.5, 50)
-    fit = fake_loglik_fit(np.full(50, 0.5), np.full(50, 0.5), y, 8, 4)
-    ll = fit["log_likelihood"]["log_lik"].values.copy()
-    ll[0, :5, 0] -= 40.0  # a few draws that explain cell 0 terribly: heavy-tailed importance ratios
-    fit["log_likelihood"] = fit["log_likelihood"].to_dataset().assign(log_lik=(("chain", "draw", "cell"), ll))
+    fit = _high_k_fit()
     refits = []
 
     def heldout(mask):
@@ -231,12 +226,7 @@ def test_loo_results_given_are_used_and_the_rest_computed():
 
 
 def test_refits_default_to_none_allowed():
-    rng = np.random.default_rng(3)
-    y = rng.binomial(8, 0.5, 50)
-    fit = fake_loglik_fit(np.full(50, 0.5), np.full(50, 0.5), y, 8, 4)
-    ll = fit["log_likelihood"]["log_lik"].values.copy()
-    ll[0, :5, 0] -= 40.0
-    fit["log_likelihood"] = fit["log_likelihood"].to_dataset().assign(log_lik=(("chain", "draw", "cell"), ll))
+    fit = _high_k_fit()
 
     def never(mask):
         raise AssertionError("refitted although max_refits defaults to 0")
