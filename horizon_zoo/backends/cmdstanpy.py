@@ -76,11 +76,7 @@ def sample(
     """Compile (cached under :func:`cache_dir`) and sample ``model`` with CmdStan; see :func:`horizon_zoo.backends.sample`."""
     import cmdstanpy
 
-    # Built with STAN_THREADS so that reduce_sum can use threads_per_chain (one build serves both).
-    # The executable loads TBB from the CmdStan it was built with, so that CmdStan (path and
-    # version) is part of the key: a moved or upgraded CmdStan builds afresh.
-    build_dir = cache_dir() / "cmdstan" / (f"{model.name}-{model.sha256[:16]}-threads-{STANC_OPTIMISATION}-"
-                                           f"{_cmdstan_identity()}")
+    build_dir = build_dir_of(model)
     build_dir.mkdir(parents=True, exist_ok=True)
     stan_file = build_dir / f"{model.name}.stan"
     if not stan_file.exists():
@@ -220,6 +216,15 @@ def _logger_to_debug(name: str) -> Iterator[None]:
         target.propagate, target.handlers = saved
 
 
+
+
+def build_dir_of(model: Program) -> Path:
+    """The cache folder of ``model``'s CmdStan executable. Built with STAN_THREADS so that
+    reduce_sum can use threads_per_chain (one build serves both). The executable loads TBB from
+    the CmdStan it was built with, so that CmdStan (path and version) is part of the key: a moved
+    or upgraded CmdStan builds afresh."""
+    return cache_dir() / "cmdstan" / (f"{model.name}-{model.sha256[:16]}-threads-{STANC_OPTIMISATION}-"
+                                      f"{_cmdstan_identity()}")
 
 
 def _cmdstan_identity() -> str:
