@@ -188,7 +188,7 @@ LOO_SHOWN = ("model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "
 
 
 def loo_shown(table: pd.DataFrame) -> pd.DataFrame:
-    """The columns of :func:`compare_loo`'s table that the terminal, summary.md and the report show.
+    """The columns of :func:`loo_compare`'s table that the terminal, summary.md and the report show.
     Stacking weights are rounded to 3 decimals: a weight of 2e-13 is a weight of 0, and printing it
     in scientific notation only hides that."""
     shown = table[[c for c in LOO_SHOWN if c in table.columns]].copy()

@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RANKS = defaults.SBC_RANKS
 DEFAULT_SETTINGS = SamplerSettings(chains=2, warmup=500, draws=500)
-DEFAULT_DESIGN = {"max_agents": 6, "max_tasks": 40}
 SBC_CACHE_ENV = "HORIZON_ZOO_SBC_CACHE"
 ALPHA = 0.05  # family-wise level over a model's quantities (Bonferroni)
 
